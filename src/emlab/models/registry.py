@@ -1,0 +1,53 @@
+"""Backend registry: spec prefix -> loader. Loaders import their heavy SDKs lazily, so optional stays optional.
+
+Loaded models are memoized per process: asking for the same spec twice costs nothing the second time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from emlab.errors import ModelSpecError
+from emlab.models.base import ChatModel
+from emlab.models.spec import ModelSpec, parse_model_spec
+
+# prefix -> "module:function" taking a ModelSpec and returning a ChatModel
+BACKENDS: dict[str, str] = {
+    "embedded": "emlab.models.hf:load_embedded",
+    "hf": "emlab.models.hf:load_hf",
+    "openai": "emlab.models.openai_api:load_openai",
+}
+
+_LOADED: dict[str, ChatModel] = {}
+
+
+def register_backend(prefix: str, target: str) -> None:
+    """Register a backend loader as 'module:function' (imported only when a spec with this prefix is loaded)."""
+    BACKENDS[prefix] = target
+
+
+def _loader(prefix: str) -> Callable[[ModelSpec], ChatModel]:
+    if prefix not in BACKENDS:
+        known = ", ".join(sorted(BACKENDS))
+        raise ModelSpecError(f"unknown model backend {prefix!r}; known backends: {known}")
+    module, func = BACKENDS[prefix].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def check_model_spec(text: str) -> ModelSpec:
+    """Parse a spec and check its backend is known, without loading anything."""
+    spec = parse_model_spec(text)
+    if spec.backend not in BACKENDS:
+        known = ", ".join(sorted(BACKENDS))
+        raise ModelSpecError(f"unknown model backend {spec.backend!r} in {text!r}; known backends: {known}")
+    return spec
+
+
+def load_model(text: str | ModelSpec) -> ChatModel:
+    """Load (or reuse) the model a spec names."""
+    spec = check_model_spec(text) if isinstance(text, str) else text
+    key = str(spec)
+    if key not in _LOADED:
+        _LOADED[key] = _loader(spec.backend)(spec)
+    return _LOADED[key]
