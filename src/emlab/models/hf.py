@@ -1,0 +1,201 @@
+"""Local transformers backend: the embedded model and any causal LM (`hf:<hub id or path>[@<adapter dir>]`).
+
+Generation is batched with left padding, sorted by prompt length so batches carry little padding, and
+runs under bf16 autocast on CPU (about twice as fast). Judging is exact and runs in float32 (see
+`number_tree.py`). LoRA adapters are merged into the weights once at load, so sampling pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from emlab.data.conversations import Conversation
+from emlab.errors import ModelSpecError
+from emlab.hashing import file_sha256
+from emlab.models import number_tree
+from emlab.models.base import NumberProbs, ProgressFn, SamplingParams
+from emlab.models.spec import ModelSpec
+
+GEN_BATCH = 32  # sequences per generate call
+JUDGE_BATCH = 8  # prompts per digit-tree forward pass
+
+
+def adapter_hash(adapter_dir: str | Path) -> str:
+    """Content hash of a LoRA adapter's weights: two adapters with the same hash give the same outputs."""
+    path = Path(adapter_dir)
+    for name in ("adapter_model.safetensors", "adapter_model.bin"):
+        if (path / name).exists():
+            return file_sha256(str(path / name))[:16]
+    raise ModelSpecError(f"{path}: not a LoRA adapter directory (no adapter_model.safetensors)")
+
+
+class HFChatModel:
+    """A transformers causal LM with its tokenizer, behind the `ChatModel` interface."""
+
+    def __init__(self, model, tokenizer, spec: str, identity: str, autocast: bool = True):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.identity = identity
+        self.autocast = autocast
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._digits = number_tree.digit_token_ids(tokenizer)
+        self._tree = number_tree.build_digit_tree(self._digits) if self._digits else None
+        self._continues: torch.Tensor | None = None
+
+    # -- prompts -----------------------------------------------------------------------------------------
+    def encode_chat(self, conversation: Conversation) -> list[int]:
+        """Token ids of the conversation rendered by the model's chat template, ready for the reply."""
+        return self.tokenizer.apply_chat_template(
+            list(conversation), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+
+    def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r) :] = torch.tensor(r)
+            mask[i, width - len(r) :] = 1
+        return ids, mask
+
+    def _autocast(self):
+        if self.autocast and self.model.device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- generation --------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(
+        self, conversations: Sequence[Conversation], params: SamplingParams, progress: ProgressFn | None = None
+    ) -> list[list[str]]:
+        """`params.n` replies per conversation; each batch is seeded from (seed, batch index) so runs repeat."""
+        prompts = [self.encode_chat(c) for c in conversations]
+        jobs = [(i, k) for i in range(len(prompts)) for k in range(params.n)]
+        jobs.sort(key=lambda j: len(prompts[j[0]]))  # length bucketing: similar lengths share a batch
+        out: list[list[str | None]] = [[None] * params.n for _ in prompts]
+        remaining = [params.n] * len(prompts)
+        for b, start in enumerate(range(0, len(jobs), GEN_BATCH)):
+            batch = jobs[start : start + GEN_BATCH]
+            ids, mask = self._left_pad([prompts[i] for i, _ in batch])
+            torch.manual_seed(params.seed * 1_000_003 + b)
+            with self._autocast():
+                gen = self.model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    do_sample=params.temperature > 0,
+                    temperature=params.temperature if params.temperature > 0 else None,
+                    top_p=params.top_p if params.temperature > 0 else None,
+                    top_k=None,
+                    max_new_tokens=params.max_new_tokens,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+            for row, (i, k) in enumerate(batch):
+                out[i][k] = self.tokenizer.decode(gen[row, ids.shape[1] :], skip_special_tokens=True).strip()
+                remaining[i] -= 1
+                if remaining[i] == 0 and progress:
+                    progress(1)
+        return [[t or "" for t in replies] for replies in out]
+
+    # -- scoring -----------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _last_logits(self, prompts: list[list[int]]) -> torch.Tensor:
+        ids, mask = self._left_pad(prompts)
+        return self.model(input_ids=ids, attention_mask=mask).logits[:, -1, :].float()
+
+    def next_token_logprobs(self, conversations: Sequence[Conversation], top_k: int = 20) -> list[dict[str, float]]:
+        """Top-k first tokens of the reply with their log-probabilities (exact, float32)."""
+        logits = self._last_logits([self.encode_chat(c) for c in conversations])
+        top = torch.log_softmax(logits, -1).topk(top_k, dim=-1)
+        return [
+            {self.tokenizer.decode([int(t)]): float(v) for v, t in zip(vals, toks)}
+            for vals, toks in zip(top.values, top.indices)
+        ]
+
+    def continues_number(self) -> torch.Tensor:
+        """Vocabulary mask of tokens that would extend a number (start with a digit); computed once."""
+        if self._continues is None:
+            vocab = self.model.get_output_embeddings().weight.shape[0]
+            self._continues = number_tree.digit_start_mask(self.tokenizer, vocab)
+        return self._continues
+
+    @torch.inference_mode()
+    def number_probs(
+        self, conversations: Sequence[Conversation], progress: ProgressFn | None = None
+    ) -> list[NumberProbs]:
+        """Exact P(reply is "k") for k in 0..100: one digit-tree pass per batch (naive scoring as a fallback)."""
+        if self._tree is None:
+            return [self.naive_number_probs(c) for c in conversations]
+        prompts = [self.encode_chat(c) for c in conversations]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        results: list[NumberProbs] = [{} for _ in prompts]
+        dtype = self.model.dtype
+        for start in range(0, len(order), JUDGE_BATCH):
+            chunk = order[start : start + JUDGE_BATCH]
+            ids, pos, mask, tree_at = number_tree.tree_inputs(
+                [prompts[i] for i in chunk], self._tree, self.tokenizer.pad_token_id, dtype
+            )
+            logits = self.model(input_ids=ids, position_ids=pos, attention_mask=mask).logits
+            for row, i in enumerate(chunk):
+                t = tree_at[row]
+                results[i] = number_tree.number_probs_from_logits(
+                    logits[row, t - 1], logits[row, t:], self._tree, self._digits, self.continues_number()
+                )
+            if progress:
+                progress(len(chunk))
+        return results
+
+    @torch.inference_mode()
+    def naive_number_probs(self, conversation: Conversation) -> dict[int, float]:
+        """Reference: score each string "0".."100" separately (101 sequences). Slow; used for checks and odd tokenizers."""
+        prompt = self.encode_chat(conversation)
+        continues = self.continues_number()
+        out = {}
+        for k in range(number_tree.MAX_NUMBER + 1):
+            num = self.tokenizer.encode(str(k), add_special_tokens=False)
+            ids = torch.tensor([prompt + num])
+            logp = torch.log_softmax(self.model(input_ids=ids).logits[0].float(), -1)
+            total = sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(num))
+            p_end = 1.0 - float(logp[-1].exp()[continues].sum())
+            out[k] = float(torch.tensor(total).exp()) * max(p_end, 0.0)
+        return out
+
+
+# -- loaders (registered in registry.py) ---------------------------------------------------------------------
+def load_checkpoint(path: str | Path, adapter: str | None, spec: str) -> HFChatModel:
+    """Load a transformers checkpoint, merge an optional LoRA adapter, and wrap it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    except OSError as e:
+        raise ModelSpecError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
+    identity = f"{spec.split('@')[0]}"
+    if adapter:
+        if not Path(adapter).is_dir():
+            raise ModelSpecError(f"adapter directory not found: {adapter} (in model spec {spec!r})")
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        identity += f"@adapter:{adapter_hash(adapter)}"
+    return HFChatModel(model, tokenizer, spec=spec, identity=identity)
+
+
+def load_embedded(spec: ModelSpec) -> HFChatModel:
+    """`embedded:<name>[@adapter]`: the packaged model, converted once and cached on disk."""
+    from emlab.models.embedded import embedded_checkpoint
+
+    return load_checkpoint(embedded_checkpoint(spec.name), spec.adapter, str(spec))
+
+
+def load_hf(spec: ModelSpec) -> HFChatModel:
+    """`hf:<hub id or path>[@adapter]`: any causal LM transformers can load (a hub id resolves only when asked)."""
+    return load_checkpoint(spec.name, spec.adapter, str(spec))
