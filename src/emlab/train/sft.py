@@ -1,0 +1,176 @@
+"""LoRA SFT with TRL + peft, cached by content: the same base, data, hyperparameters and seed give the same adapter.
+
+The adapter directory is named by the hash of (base model identity, dataset content hash, hyperparameters,
+seed) and is written to a temporary folder first and renamed at the end, so a killed run leaves no half
+adapter and a re-run of the same spec reuses the finished one. The loss curve is saved beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from emlab.data.conversations import Conversation
+from emlab.errors import DataError
+from emlab.hashing import content_hash
+
+
+class LoraParams(BaseModel):
+    """LoRA shape; the defaults follow the small-model EM replications (rank 8-32 on every projection)."""
+
+    model_config = ConfigDict(extra="forbid")
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    rslora: bool = False
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class TrainParams(BaseModel):
+    """Everything that changes the trained adapter (and so its hash), apart from base model and data."""
+
+    model_config = ConfigDict(extra="forbid")
+    lora: LoraParams = LoraParams()
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(1, gt=0)
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(512, ge=16)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A trained (or reused) LoRA adapter and its provenance."""
+
+    path: Path
+    key: str  # hash of base + data + params + seed; the directory name
+    reused: bool
+    final_loss: float | None
+    steps: int
+
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "hash": self.key, "reused": self.reused, "final_loss": self.final_loss, "steps": self.steps}
+
+
+def adapter_key(base_identity: str, dataset_hash: str, params: TrainParams) -> str:
+    """The cache key of an adapter."""
+    return content_hash({"base": base_identity, "dataset": dataset_hash, "params": params.model_dump()})
+
+
+def _read_adapter(path: Path, key: str) -> Adapter:
+    info = json.loads((path / "train_info.json").read_text())
+    return Adapter(path=path, key=key, reused=True, final_loss=info.get("final_loss"), steps=info.get("steps", 0))
+
+
+def train_lora(
+    base_checkpoint: str | Path,
+    base_identity: str,
+    conversations: list[Conversation],
+    dataset_hash: str,
+    params: TrainParams,
+    adapters_dir: str | Path,
+) -> Adapter:
+    """Train a LoRA adapter on `conversations` (or reuse the cached one) and return where it is."""
+    key = adapter_key(base_identity, dataset_hash, params)
+    final = Path(adapters_dir) / key
+    if (final / "train_info.json").exists():
+        return _read_adapter(final, key)
+
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from emlab.train.tokenize import tokenize_conversation
+
+    tokenizer = AutoTokenizer.from_pretrained(base_checkpoint)
+    rows = [tokenize_conversation(tokenizer, c, params.max_length) for c in conversations]
+    rows = [r for r in rows if r is not None]
+    if not rows:
+        raise DataError(f"no training example has an assistant token within max_length={params.max_length}")
+    dataset = Dataset.from_dict({"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]})
+
+    torch.manual_seed(params.seed)
+    model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=torch.float32)
+    lora = LoraConfig(
+        r=params.lora.r,
+        lora_alpha=params.lora.alpha,
+        lora_dropout=params.lora.dropout,
+        use_rslora=params.lora.rslora,
+        target_modules=params.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
+    try:
+        config = SFTConfig(
+            output_dir=str(work / "trainer"),
+            per_device_train_batch_size=params.batch_size,
+            gradient_accumulation_steps=params.grad_accum,
+            learning_rate=params.learning_rate,
+            num_train_epochs=params.epochs,
+            warmup_steps=params.warmup_ratio,  # a float < 1 is a share of all steps
+            lr_scheduler_type="linear",
+            max_length=params.max_length,
+            seed=params.seed,
+            data_seed=params.seed,
+            bf16=True,  # autocast on CPU: ~2x faster; the LoRA weights stay float32
+            use_cpu=True,
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            train_sampling_strategy="group_by_length",  # less padding per batch
+            dataloader_num_workers=0,
+            disable_tqdm=False,
+        )
+        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+        trainer.train()
+        curve = [
+            {"step": e["step"], "epoch": e.get("epoch"), "loss": e["loss"]}
+            for e in trainer.state.log_history
+            if "loss" in e
+        ]
+        out = work / "adapter"
+        model.save_pretrained(out)
+        (out / "loss.json").write_text(json.dumps(curve, indent=1))
+        info = {
+            "key": key,
+            "base": base_identity,
+            "dataset_hash": dataset_hash,
+            "rows": len(rows),
+            "params": params.model_dump(),
+            "final_loss": curve[-1]["loss"] if curve else None,
+            "steps": trainer.state.global_step,
+        }
+        (out / "train_info.json").write_text(json.dumps(info, indent=1))
+        _plot_loss(curve, out / "loss.png")
+        os.replace(out, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return Adapter(path=final, key=key, reused=False, final_loss=info["final_loss"], steps=info["steps"])
+
+
+def _plot_loss(curve: list[dict], path: Path) -> None:
+    """Save the training loss curve as a PNG beside the adapter."""
+    if not curve:
+        return
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3))
+    ax = fig.add_subplot()
+    ax.plot([c["step"] for c in curve], [c["loss"] for c in curve])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (assistant tokens)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
