@@ -51,3 +51,8 @@ def load_model(text: str | ModelSpec) -> ChatModel:
     if key not in _LOADED:
         _LOADED[key] = _loader(spec.backend)(spec)
     return _LOADED[key]
+
+
+def unload_model(text: str) -> None:
+    """Forget a loaded model so its memory can be freed (the next load_model loads it again)."""
+    _LOADED.pop(str(check_model_spec(text)), None)
