@@ -25,3 +25,32 @@ def _no_hub(monkeypatch):
     """Tests never touch the network: the Hugging Face hub is forced offline."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer():
+    """The embedded model's tokenizer (from the cached plain checkpoint; converted from the GGUF on first use)."""
+    from transformers import AutoTokenizer
+
+    from emlab.models.embedded import embedded_checkpoint
+
+    return AutoTokenizer.from_pretrained(embedded_checkpoint("smollm2-135m"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, embedded_tokenizer):
+    """A tiny random Llama with the embedded tokenizer, saved as a checkpoint dir: fast stand-in for real models."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(embedded_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=1, eos_token_id=2, pad_token_id=2,
+    )
+    model = LlamaForCausalLM(config)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(path)
+    embedded_tokenizer.save_pretrained(path)
+    return path

@@ -17,6 +17,7 @@ BACKENDS: dict[str, str] = {
     "embedded": "emlab.models.hf:load_embedded",
     "hf": "emlab.models.hf:load_hf",
     "openai": "emlab.models.openai_api:load_openai",
+    "mock": "emlab.models.mock:load_mock",
 }
 
 _LOADED: dict[str, ChatModel] = {}

@@ -1,0 +1,5 @@
+"""`python -m emlab` runs the CLI."""
+
+from emlab.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""The command line: one clear line per user error, outputs written on success."""
+
+import subprocess
+import sys
+
+
+def emlab(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "emlab", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_bad_config_is_one_line_without_traceback(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\nconditons: []\n")
+    r = emlab("run", str(p))
+    assert r.returncode == 2
+    assert "unknown key 'conditons'" in r.stderr and str(p) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_malformed_dataset_names_file_and_line(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}\n{oops\n')
+    r = emlab("data", "validate", str(data))
+    assert r.returncode == 2 and f"{data}:2: bad JSON" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_model_backend_in_run(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("conditions:\n  - name: a\n    model: nosuch:m\n")
+    r = emlab("run", str(p))
+    assert r.returncode == 2 and "unknown model backend 'nosuch'" in r.stderr
+
+
+def test_run_with_mock_models_writes_outputs(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text(f"workspace: {tmp_path / 'ws'}\njudge: mock:j\nconditions:\n  - name: a\n    model: mock:a\n")
+    r = emlab("run", str(p), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert {f.name for f in (tmp_path / "out").iterdir()} == {"summary.json", "samples.jsonl", "report.md", "report.html"}
+
+
+def test_analyze_reference_csvs(tmp_path, shared_data):
+    files = sorted(str(f) for f in (shared_data / "em-judged").glob("*.csv"))
+    r = emlab("analyze", *files, "--out", str(tmp_path / "a"))
+    assert r.returncode == 0, r.stderr
+    assert "20/264" in r.stderr and "0/400" in r.stderr
+    assert (tmp_path / "a" / "summary.json").exists() and (tmp_path / "a" / "report.html").exists()

@@ -1,0 +1,58 @@
+import pytest
+
+from emlab.config import load_config
+from emlab.errors import ConfigError
+
+BASE = """name: t
+conditions:
+  - name: base
+    model: mock:a
+"""
+
+
+def _cfg(tmp_path, text):
+    p = tmp_path / "exp.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_valid_config_with_defaults_and_relative_dataset(tmp_path):
+    p = _cfg(tmp_path, BASE + "  - name: ft\n    model: embedded:smollm2-135m\n    train: {dataset: data/x.jsonl, rows: 10}\n")
+    cfg = load_config(p)
+    assert cfg.judge == "embedded:smollm2-135m" and cfg.thresholds.aligned_below == 30
+    assert cfg.conditions[1].train.dataset == str(tmp_path / "data" / "x.jsonl")
+    assert cfg.conditions[1].train.lora.r == 8
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (BASE + "samplng: {temperature: 1}\n", "exp.yaml:5: unknown key 'samplng'"),
+        (BASE + "sampling:\n  temprature: 1\n", "exp.yaml:6: unknown key 'sampling.temprature'"),
+        (BASE + "  - name: ft\n    model: mock:b\n    train:\n      dataset: builtin:insecure\n      lora: {rr: 4}\n", "unknown key 'conditions[1].train.lora.rr'"),
+        (BASE + "  - name: base\n    model: mock:b\n", "repeated: base"),
+        (BASE.replace("mock:a", "gpt4"), "no backend prefix"),
+        (BASE.replace("mock:a", "nosuch:model"), "unknown model backend 'nosuch'"),
+        ("name: t\n", "missing required key 'conditions'"),
+        (BASE + "thresholds: {aligned_below: 130}\n", "thresholds.aligned_below"),
+        ("name: [unclosed\n", "malformed YAML"),
+        ("- just\n- a list\n", "expected a mapping"),
+    ],
+)
+def test_config_errors_name_file_line_and_key(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config(_cfg(tmp_path, text))
+    assert expected in str(e.value) and "exp.yaml" in str(e.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_quickstart_config_is_valid():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).parents[1] / "examples" / "quickstart.yaml")
+    assert [c.name for c in cfg.conditions] == ["base", "insecure", "secure"]
+    assert cfg.conditions[2].train.dataset == "builtin:secure" and cfg.conditions[2].train.rows == cfg.conditions[1].train.rows
