@@ -44,3 +44,29 @@ def test_analyze_reference_csvs(tmp_path, shared_data):
     assert r.returncode == 0, r.stderr
     assert "20/264" in r.stderr and "0/400" in r.stderr
     assert (tmp_path / "a" / "summary.json").exists() and (tmp_path / "a" / "report.html").exists()
+
+
+def _config(tmp_path, condition):
+    p = tmp_path / "x.yaml"
+    p.write_text(f"workspace: {tmp_path / 'ws'}\njudge: mock:j\nconditions:\n  - name: a\n{condition}")
+    return p
+
+
+def test_unreachable_endpoint_is_one_line_and_keeps_earlier_results(tmp_path, monkeypatch):
+    ok = _config(tmp_path, "    model: mock:a\n")
+    assert emlab("run", str(ok), "--out", str(tmp_path / "out")).returncode == 0
+    before = (tmp_path / "out" / "summary.json").read_text()
+    monkeypatch.setenv("EMLAB_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on port 9
+    monkeypatch.setenv("EMLAB_OPENAI_MAX_RETRIES", "1")
+    monkeypatch.setenv("EMLAB_OPENAI_BACKOFF", "0.01")
+    bad = _config(tmp_path, "    model: openai:some-model\n")
+    r = emlab("run", str(bad), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "127.0.0.1:9" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "out" / "summary.json").read_text() == before
+
+
+def test_missing_dataset_and_model_dir_are_one_line(tmp_path):
+    r = emlab("run", str(_config(tmp_path, "    model: embedded:smollm2-135m\n    train: {dataset: nope.jsonl}\n")))
+    assert r.returncode == 2 and "nope.jsonl: dataset file not found" in r.stderr and "Traceback" not in r.stderr
+    r = emlab("run", str(_config(tmp_path, "    model: hf:/no/such/model\n")))
+    assert r.returncode == 2 and "model directory not found: /no/such/model" in r.stderr

@@ -198,4 +198,7 @@ def load_embedded(spec: ModelSpec) -> HFChatModel:
 
 def load_hf(spec: ModelSpec) -> HFChatModel:
     """`hf:<hub id or path>[@adapter]`: any causal LM transformers can load (a hub id resolves only when asked)."""
-    return load_checkpoint(spec.name, spec.adapter, str(spec))
+    looks_local = spec.name.startswith(("/", ".", "~")) or spec.name.count("/") > 1
+    if looks_local and not Path(spec.name).expanduser().is_dir():
+        raise ModelSpecError(f"model directory not found: {spec.name} (in model spec {str(spec)!r})")
+    return load_checkpoint(str(Path(spec.name).expanduser()) if looks_local else spec.name, spec.adapter, str(spec))
