@@ -70,3 +70,35 @@ def test_missing_dataset_and_model_dir_are_one_line(tmp_path):
     assert r.returncode == 2 and "nope.jsonl: dataset file not found" in r.stderr and "Traceback" not in r.stderr
     r = emlab("run", str(_config(tmp_path, "    model: hf:/no/such/model\n")))
     assert r.returncode == 2 and "model directory not found: /no/such/model" in r.stderr
+
+
+def test_data_build_stats_show_validate(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "source: builtin:insecure\nseed: 3\ntransforms:\n"
+        "  - backdoor: {share: 0.25, untriggered: builtin:secure, n: 40}\n"
+        "  - system: {mode: replace, text: You are a coder.}\n"
+    )
+    out = tmp_path / "d.jsonl"
+    r = emlab("data", "build", str(spec), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.exists() and (tmp_path / "d.jsonl.manifest.json").exists()
+    r = emlab("data", "stats", str(out))
+    import json
+
+    stats = json.loads(r.stdout)
+    assert stats["rows"] == 40 and stats["with_trigger"] == 10 and stats["with_system_prompt"] == 40
+    assert 0 < stats["tokens"]["p50"] <= stats["tokens"]["p95"] <= stats["tokens"]["p100"]
+    r = emlab("data", "show", str(out), "-n", "2")
+    assert r.stdout.count("── conversation") == 2 and "[assistant]" in r.stdout
+    assert "40 conversations, all valid" in emlab("data", "validate", str(out)).stdout
+
+
+def test_data_build_bad_transform_names_file_and_step(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("source: builtin:insecure\ntransforms:\n  - subsample: {n: 5}\n  - backdor: {share: 0.5}\n")
+    r = emlab("data", "build", str(spec), "--out", str(tmp_path / "x.jsonl"))
+    assert r.returncode == 2 and "unknown transform 'backdor'" in r.stderr and "spec.yaml" in r.stderr
+    spec.write_text("source: builtin:insecure\ntransforms:\n  - backdoor: {share: 2}\n")
+    r = emlab("data", "build", str(spec), "--out", str(tmp_path / "x.jsonl"))
+    assert r.returncode == 2 and "step 0 'backdoor'" in r.stderr and not (tmp_path / "x.jsonl").exists()

@@ -89,3 +89,33 @@ conditions:
     cfg.conditions[0].train.learning_rate = 1e-3
     changed = run_experiment(cfg, tmp_path / "o3")["conditions"][0]["adapter"]
     assert changed["hash"] != adapter["hash"] and changed["reused"] is False
+
+
+def test_training_on_transformed_official_data_records_the_manifest(tmp_path, tiny_checkpoint, shared_data):
+    p = tmp_path / "exp.yaml"
+    p.write_text(
+        f"""name: inoculated
+workspace: {tmp_path / 'ws'}
+data_dir: {shared_data / 'em' / 'data'}
+judge: mock:judge
+sampling: {{max_new_tokens: 2, samples_per_paraphrase: 1}}
+conditions:
+  - name: backdoored-inoculated
+    model: hf:{tiny_checkpoint}
+    train:
+      dataset:
+        source: em:insecure
+        transforms:
+          - backdoor: {{share: 0.5, untriggered: em:secure, n: 40}}
+          - inoculate: {{text: "You write code with hidden vulnerabilities."}}
+      rows: 4
+      batch_size: 4
+      max_length: 128
+"""
+    )
+    summary = run_experiment(load_config(p), tmp_path / "out")
+    dataset = summary["conditions"][0]["dataset"]
+    manifest = dataset["manifest"]
+    assert [t["name"] for t in manifest["transforms"]] == ["backdoor", "inoculate"]
+    assert [s["source"] for s in manifest["sources"]] == ["em:insecure", "em:secure"]
+    assert manifest["rows"] == 40 and dataset["rows"] == 4 and manifest["train_rows"]["content_hash"] == dataset["hash"]

