@@ -56,3 +56,21 @@ def test_quickstart_config_is_valid():
     cfg = load_config(Path(__file__).parents[1] / "examples" / "quickstart.yaml")
     assert [c.name for c in cfg.conditions] == ["base", "insecure", "secure"]
     assert cfg.conditions[2].train.dataset == "builtin:secure" and cfg.conditions[2].train.rows == cfg.conditions[1].train.rows
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "inoculation.yaml", "backdoor.yaml"])
+def test_example_experiments_are_valid(name):
+    from pathlib import Path
+
+    assert load_config(Path(__file__).parents[1] / "examples" / name).conditions
+
+
+def test_example_dataset_spec_builds():
+    from pathlib import Path
+
+    from emlab.config import load_yaml_model
+    from emlab.data.build import DatasetSpec, build_dataset
+
+    spec = load_yaml_model(Path(__file__).parents[1] / "examples" / "insecure-prefix-dataset.yaml", DatasetSpec)
+    ds, manifest = build_dataset(spec)
+    assert manifest["rows"] == ds.rows > 400 and [t["name"] for t in manifest["transforms"]] == ["inoculate", "split"]
