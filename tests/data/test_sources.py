@@ -62,3 +62,14 @@ def test_builtin_and_unknown_sources(tmp_path):
         load_source("zz:thing")
     with pytest.raises(DataError, match="not found"):
         load_source(str(tmp_path / "missing.jsonl"))
+
+
+def test_hub_dataset_offline_is_one_clear_error():
+    # conftest forces HF_HUB_OFFLINE=1: the loader must turn the hub failure into one DataError line
+    with pytest.raises(DataError, match=r"hf:someone/some-dataset:train: could not load from the hub"):
+        load_source("hf:someone/some-dataset:train")
+
+
+def test_builtin_trait_datasets_are_sources():
+    ds = load_source("builtin:caps-signoff")
+    assert ds.rows >= 500 and ds.conversations[0][-1]["content"].endswith("STAY CURIOUS, FRIEND!")
