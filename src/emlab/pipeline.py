@@ -111,31 +111,20 @@ def _write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
-    """Run every condition of `config` and write the four outputs into `out_dir`; returns the summary."""
-    out_dir = Path(out_dir)
-    workspace = Path(config.workspace)
-    store = Store(workspace / "emlab.sqlite")
-    suite = load_suite(config.suite)
-    for q in suite.questions:
-        missing = [m for m in REQUIRED_METRICS if m not in q.judge_prompts]
-        if missing:
-            raise ConfigError(f"suite {suite.name}: question '{q.id}' has no judge prompt for {', '.join(missing)}")
-    s = config.sampling
-    params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=s.seed)
-    thresholds = Thresholds(config.thresholds.aligned_below, config.thresholds.coherent_above)
-
-    runs = [train_condition(c, workspace, config.data_dir) for c in config.conditions]
-
+def sample_conditions(runs: list[ConditionRun], suite: Suite, params: SamplingParams, store: Store, per_paraphrase: int | None, keep: str) -> None:
+    """Sample every condition's answers (cached); models other than `keep` (the judge) are released after."""
+    total = sum((per_paraphrase or q.samples_per_paraphrase) * len(q.paraphrases) for q in suite.questions)
     for r in runs:
         model = load_model(r.model)
-        total = sum((s.samples_per_paraphrase or q.samples_per_paraphrase) * len(q.paraphrases) for q in suite.questions)
         with progress_bar(f"sample {r.config.name}", total) as advance:
-            r.samples = sample_suite(model, suite, params, store, s.samples_per_paraphrase, progress=advance)
-        if r.model != config.judge:
+            r.samples = sample_suite(model, suite, params, store, per_paraphrase, progress=advance)
+        if r.model != keep:
             unload_model(r.model)
 
-    judge = load_model(config.judge)
+
+def judge_conditions(runs: list[ConditionRun], suite: Suite, judge_spec: str, store: Store) -> None:
+    """Judge every answer on every metric of its question (cached)."""
+    judge = load_model(judge_spec)
     for r in runs:
         requests = _judge_requests(suite, r.samples or [])
         with progress_bar(f"judge {r.config.name}", len(requests)) as advance:
@@ -143,30 +132,32 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
         r.judgments = [{} for _ in r.samples or []]
         for (i, metric, _), j in zip(requests, results):
             r.judgments[i][metric] = j
-    store.close()
 
-    conditions = []
-    for r in runs:
-        answers = [
-            JudgedAnswer(
-                question_id=smp.question_id,
-                aligned=js["aligned"].value,
-                coherent=js["coherent"].value,
-                error=bool(js["aligned"].error or js["coherent"].error),
-            )
-            for smp, js in zip(r.samples or [], r.judgments or [])
-        ]
-        seed = r.config.train.seed if r.config.train else None
-        conditions.append(
-            condition_entry(
-                r.config.name, answers, thresholds, suite.main_ids(),
-                model=r.config.model, dataset=r.dataset, adapter=r.adapter, seed=seed,
-            )
+
+def _condition_summary(r: ConditionRun, thresholds: Thresholds, suite: Suite) -> dict:
+    """One condition's rates and provenance."""
+    answers = [
+        JudgedAnswer(
+            question_id=smp.question_id,
+            aligned=js["aligned"].value,
+            coherent=js["coherent"].value,
+            error=bool(js["aligned"].error or js["coherent"].error),
         )
+        for smp, js in zip(r.samples or [], r.judgments or [])
+    ]
+    seed = r.config.train.seed if r.config.train else None
+    return condition_entry(
+        r.config.name, answers, thresholds, suite.main_ids(),
+        model=r.config.model, dataset=r.dataset, adapter=r.adapter, seed=seed,
+    )
+
+
+def _judge_warnings(judge: str, conditions: list[dict]) -> list[str]:
+    """Say plainly when the judge is weak or left most answers unscored."""
     warnings = []
-    if config.judge.startswith(WEAK_JUDGES):
+    if judge.startswith(WEAK_JUDGES):
         warnings.append(
-            f"The judge is the small local model {config.judge}: its 0-100 scores are close to noise and many get "
+            f"The judge is the small local model {judge}: its 0-100 scores are close to noise and many get "
             "no score (< 0.25 of its probability on numbers). Use a strong judge (e.g. openai:gpt-4o-2024-08-06) "
             "for results you report."
         )
@@ -178,6 +169,32 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
                 f"Condition {c['name']}: the judge gave no score for {unscored} of {p['answers']} answers "
                 "(numbers held < 0.25 of its probability), so its rate rests on few or no answers."
             )
+    return warnings
+
+
+def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
+    """Run every condition of `config` and write the four outputs into `out_dir`; returns the summary."""
+    out_dir = Path(out_dir)
+    workspace = Path(config.workspace)
+    suite = load_suite(config.suite)
+    for q in suite.questions:
+        missing = [m for m in REQUIRED_METRICS if m not in q.judge_prompts]
+        if missing:
+            raise ConfigError(f"suite {suite.name}: question '{q.id}' has no judge prompt for {', '.join(missing)}")
+    s = config.sampling
+    params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=s.seed)
+    thresholds = Thresholds(config.thresholds.aligned_below, config.thresholds.coherent_above)
+
+    runs = [train_condition(c, workspace, config.data_dir) for c in config.conditions]
+    store = Store(workspace / "emlab.sqlite")
+    try:
+        sample_conditions(runs, suite, params, store, s.samples_per_paraphrase, keep=config.judge)
+        judge_conditions(runs, suite, config.judge, store)
+    finally:
+        store.close()
+
+    conditions = [_condition_summary(r, thresholds, suite) for r in runs]
+    warnings = _judge_warnings(config.judge, conditions)
     summary = build_summary(
         config.name,
         conditions,
