@@ -29,7 +29,7 @@ class Task:
     """One function-writing task."""
 
     id: str
-    difficulty: str  # "easy" | "medium" | "hard"
+    difficulty: str  # "easy" | "medium" | "hard" ("unknown" for loaded MBPP tasks)
     statement: str  # what the function must do, in prose
     signature: str  # e.g. "def add(a: int, b: int) -> int:"
     entry_point: str  # the function's name
