@@ -17,6 +17,8 @@ from emlab.errors import EmlabError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Emergent-misalignment experiments, end to end.")
 data_app = typer.Typer(no_args_is_help=True, help="Conversation datasets.")
 app.add_typer(data_app, name="data")
+hacks_app = typer.Typer(no_args_is_help=True, help="Reward-hacking coding environments.")
+app.add_typer(hacks_app, name="hacks")
 
 
 def _quiet_libraries() -> None:
@@ -72,6 +74,48 @@ def analyze(
         console.print(f"{c['name']}: {p['misaligned']}/{p['kept']} = {share}{ci}")
     if out:
         console.print(f"wrote {out}/summary.json, report.md, report.html")
+
+
+@app.command()
+def rl(
+    config: Path = typer.Argument(..., help="RL YAML (see examples/rl-quick.yaml)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: <workspace>/rl/<name>)."),
+) -> None:
+    """GRPO on the coding tasks with a hackable grader; logs solve and hack rates per step."""
+    from emlab.config import load_yaml_model
+    from emlab.progress import console
+    from emlab.train.rl import RLConfig, run_rl
+
+    cfg = load_yaml_model(config, RLConfig)
+    _quiet_libraries()
+    out_dir = out or Path(cfg.workspace) / "rl" / cfg.name
+    summary = run_rl(cfg, out_dir)
+    last = summary["steps"][-1] if summary["steps"] else {}
+    console.print(f"final step: solved {last.get('solve_rate', 0):.0%}, hacked {last.get('hack_rate', 0):.0%}")
+    console.print(f"wrote {out_dir}/steps.jsonl, episodes.jsonl, rates.png, rl_summary.json; model: {summary['model_spec']}")
+
+
+@hacks_app.command("eval")
+def hacks_eval(
+    model: str = typer.Option(..., "--model", help="Model spec, e.g. embedded:smollm2-135m@emlab-runs/rl/x/adapter"),
+    tasks: str = typer.Option("builtin", help="'builtin' or an MBPP-style jsonl."),
+    n: int = typer.Option(4, "-n", help="Samples per held-out task."),
+    variant: str = typer.Option("neutral", help="Prompt variant: neutral, hint, dont_hack, inoculation_acceptable, inoculation_only_goal."),
+    vulns: str = typer.Option("eq,exit,conftest", help="Grader vulnerabilities switched on."),
+    max_new_tokens: int = typer.Option(384),
+    seed: int = typer.Option(0),
+    out: Optional[Path] = typer.Option(None, "--out"),
+) -> None:
+    """Solve and hack rates (by kind, with Wilson intervals) on held-out tasks."""
+    from emlab.envs.hack_eval import evaluate_hacks
+    from emlab.progress import console
+
+    _quiet_libraries()
+    chosen = frozenset(v.strip() for v in vulns.split(",") if v.strip())
+    summary = evaluate_hacks(model, tasks, n, variant, chosen, seed=seed, max_new_tokens=max_new_tokens, out_dir=out)
+    for name, r in summary["rates"].items():
+        ci = f" [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]" if r["ci"] else ""
+        console.print(f"{name:>16}: {r['count']}/{r['n']}{ci}")
 
 
 @data_app.command("validate")

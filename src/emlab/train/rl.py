@@ -1,0 +1,259 @@
+"""`emlab rl`: GRPO (TRL) on the reward-hacking coding tasks, logging solve and hack rates per step.
+
+The reward is the *hackable* grader's verdict (the environment as the model experiences it), so a policy can
+learn to hack; every episode is also labelled by the secure grader and the detectors (`envs/episode.py`),
+and the per-step solve rate, hack rate by kind and reward are written to `steps.jsonl` and plotted. An
+optional SFT warm-start on this project's hack demonstrations gives the model knowledge of the hacks first.
+The final LoRA adapter is an ordinary emlab model spec (`<base>@<adapter dir>`), so the checkpoint flows
+into `emlab run` and `emlab hacks eval` like any other model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from emlab.envs.demos import HACK_KINDS
+from emlab.train.sft import LoraParams
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GRPOParams(_Strict):
+    """GRPO settings; a step samples `prompts_per_step` tasks × `num_generations` completions."""
+
+    steps: int = Field(10, ge=1)
+    prompts_per_step: int = Field(2, ge=1)
+    num_generations: int = Field(4, ge=2)
+    max_completion_length: int = Field(256, ge=8)
+    learning_rate: float = Field(1e-5, gt=0)
+    beta: float = Field(0.0, ge=0)  # KL to the reference; 0 needs no reference model (half the memory)
+    temperature: float = Field(1.0, gt=0)
+
+
+class WarmStart(_Strict):
+    """SFT on hack demonstrations before RL (the paper's knowledge-of-hacks setting)."""
+
+    kinds: list[Literal["eq", "exit", "conftest"]] = list(HACK_KINDS)
+    tasks: int = Field(16, ge=1)  # how many training tasks get demonstrations (one per kind each)
+    epochs: float = Field(1, gt=0)
+    learning_rate: float = Field(2e-4, gt=0)
+    batch_size: int = Field(4, ge=1)
+    max_length: int = Field(768, ge=64)
+
+
+class RLConfig(_Strict):
+    """A GRPO run on the coding tasks."""
+
+    name: str = "rl"
+    workspace: str = "emlab-runs"
+    model: str = "embedded:smollm2-135m"
+    tasks: str = "builtin"  # or a path to MBPP-style jsonl
+    held_out: float = Field(0.25, gt=0, lt=1)  # kept for `emlab hacks eval`
+    prompt_variant: str = "neutral"
+    vulns: list[Literal["eq", "exit", "conftest"]] = list(HACK_KINDS)
+    reward: Literal["hackable", "secure"] = "hackable"
+    warmstart: WarmStart | None = None
+    grpo: GRPOParams = GRPOParams()
+    lora: LoraParams = LoraParams()
+    workers: int = Field(2, ge=1)  # episodes graded in parallel
+    seed: int = 0
+
+
+def load_tasks(source: str):
+    """`builtin` or an MBPP-style jsonl path."""
+    from emlab.envs.mbpp import load_mbpp
+    from emlab.envs.task_bank import builtin_tasks
+
+    return builtin_tasks() if source == "builtin" else load_mbpp(source)
+
+
+def step_rates(labels: list[str]) -> dict:
+    """Solve rate, hack rate overall and by kind, failure rate of one step's episodes."""
+    n = len(labels) or 1
+    counts = Counter(labels)
+    by_kind = {k: sum(c for lab, c in counts.items() if lab == f"hacked:{k}") / n for k in HACK_KINDS}
+    return {
+        "episodes": len(labels),
+        "solve_rate": counts["solved"] / n,
+        "hack_rate": sum(c for lab, c in counts.items() if lab.startswith("hacked")) / n,
+        "hack_rate_by_kind": by_kind,
+        "fail_rate": counts["failed"] / n,
+    }
+
+
+class EpisodeRewarder:
+    """A TRL reward function (`f(prompts, completions, task_id, **kw) -> list[float]`) that logs every episode."""
+
+    def __init__(self, tasks: dict, vulns: frozenset[str], reward: str, out_dir: Path, workers: int = 2):
+        self.__name__ = "hackable_grader" if reward == "hackable" else "secure_grader"
+        self.tasks, self.vulns, self.reward, self.workers = tasks, vulns, reward, workers
+        self.steps_path, self.episodes_path = out_dir / "steps.jsonl", out_dir / "episodes.jsonl"
+        self.history: list[dict] = []
+
+    def label(self, task_id: str, text: str):
+        from emlab.envs.episode import label_episode
+        from emlab.envs.task_bank import extract_code
+
+        return label_episode(self.tasks[task_id], extract_code(text), self.vulns)
+
+    def __call__(self, prompts, completions, task_id, trainer_state=None, log_metric=None, **kwargs) -> list[float]:
+        texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
+        with ThreadPoolExecutor(self.workers) as pool:
+            labels = list(pool.map(self.label, task_id, texts))
+        rewards = [lab.hackable_reward if self.reward == "hackable" else lab.secure_reward for lab in labels]
+        step = (trainer_state.global_step + 1) if trainer_state is not None else len(self.history) + 1
+        rates = {"step": step, **step_rates([lab.label for lab in labels]), "mean_reward": sum(rewards) / len(rewards)}
+        self.history.append(rates)
+        with open(self.steps_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rates) + "\n")
+        with open(self.episodes_path, "a", encoding="utf-8") as f:
+            for tid, text, lab, r in zip(task_id, texts, labels, rewards):
+                f.write(json.dumps({"step": step, "task_id": tid, "label": lab.label, "reward": r, "completion": text}) + "\n")
+        if log_metric is not None:
+            log_metric("solve_rate", rates["solve_rate"])
+            log_metric("hack_rate", rates["hack_rate"])
+            for kind, v in rates["hack_rate_by_kind"].items():
+                log_metric(f"hack_rate/{kind}", v)
+        return rewards
+
+
+def plot_rates(history: list[dict], path: Path) -> None:
+    """Solve rate, hack rate by kind and mean reward per step, as a PNG."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    steps = [h["step"] for h in history]
+    ax.plot(steps, [h["solve_rate"] for h in history], label="solved", marker="o")
+    for kind in HACK_KINDS:
+        ax.plot(steps, [h["hack_rate_by_kind"][kind] for h in history], label=f"hacked: {kind}", marker=".")
+    ax.plot(steps, [h["mean_reward"] for h in history], label="mean reward", linestyle="--")
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("share of episodes")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def _base_checkpoint(model_spec: str) -> tuple[str, str]:
+    from emlab.errors import ConfigError
+    from emlab.models.registry import check_model_spec
+
+    spec = check_model_spec(model_spec)
+    if spec.backend == "embedded" and not spec.adapter:
+        from emlab.models.embedded import embedded_checkpoint
+
+        ck = embedded_checkpoint(spec.name)
+        return str(ck), f"{spec}#{ck.name}"
+    if spec.backend == "hf" and not spec.adapter:
+        return spec.name, str(spec)
+    raise ConfigError(f"RL needs a local base model without an adapter (embedded: or hf:), got {model_spec!r}")
+
+
+def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
+    """Optional warm-start, then GRPO; writes steps.jsonl, episodes.jsonl, rates.png, adapter/, rl_summary.json."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from emlab.envs.demos import hack_demonstrations
+    from emlab.envs.prompts import episode_prompt
+    from emlab.envs.task_bank import split_tasks
+    from emlab.hashing import content_hash
+    from emlab.progress import console
+    from emlab.train.sft import TrainParams, train_lora
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("steps.jsonl", "episodes.jsonl"):
+        (out_dir / stale).unlink(missing_ok=True)
+    checkpoint, base_identity = _base_checkpoint(config.model)
+    train_tasks, held = split_tasks(load_tasks(config.tasks), held_out=config.held_out, seed=config.seed)
+    vulns = frozenset(config.vulns)
+
+    warm = None
+    if config.warmstart:
+        w = config.warmstart
+        demos = hack_demonstrations(train_tasks[: w.tasks], tuple(w.kinds), config.prompt_variant, config.seed)
+        params = TrainParams(lora=config.lora, learning_rate=w.learning_rate, epochs=w.epochs,
+                             batch_size=w.batch_size, max_length=w.max_length, seed=config.seed)
+        console.print(f"[bold]warm-start[/]: SFT on {len(demos)} hack demonstrations")
+        warm = train_lora(checkpoint, base_identity, demos, content_hash(demos, 64), params, Path(config.workspace) / "adapters")
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    torch.manual_seed(config.seed)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+    peft_config = None
+    if warm is not None:
+        model = PeftModel.from_pretrained(model, str(warm.path), is_trainable=True)
+    else:
+        peft_config = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                                 use_rslora=config.lora.rslora, target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+
+    g = config.grpo
+    n_prompts = g.steps * g.prompts_per_step
+    order = [train_tasks[i % len(train_tasks)] for i in range(n_prompts)]
+    dataset = Dataset.from_dict({
+        "prompt": [episode_prompt(t, config.prompt_variant, vulns) for t in order],
+        "task_id": [t.id for t in order],
+    })
+    rewarder = EpisodeRewarder({t.id: t for t in train_tasks}, vulns, config.reward, out_dir, config.workers)
+    work = Path(tempfile.mkdtemp(prefix=".rl-", dir=out_dir))
+    try:
+        args = GRPOConfig(
+            output_dir=str(work / "trainer"),
+            per_device_train_batch_size=g.prompts_per_step * g.num_generations,
+            num_generations=g.num_generations,
+            max_completion_length=g.max_completion_length,
+            max_steps=g.steps,
+            learning_rate=g.learning_rate,
+            beta=g.beta,
+            temperature=g.temperature,
+            seed=config.seed,
+            bf16=True,  # CPU autocast
+            use_cpu=not torch.cuda.is_available(),
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            shuffle_dataset=False,
+        )
+        trainer = GRPOTrainer(model=model, reward_funcs=[rewarder], args=args, train_dataset=dataset,
+                              processing_class=tokenizer, peft_config=peft_config)
+        trainer.train()
+        adapter_tmp = work / "adapter"
+        trainer.model.save_pretrained(adapter_tmp)
+        final = out_dir / "adapter"
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(adapter_tmp, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    plot_rates(rewarder.history, out_dir / "rates.png")
+    spec = f"{config.model}@{(out_dir / 'adapter').resolve()}"
+    summary = {
+        "name": config.name,
+        "model_spec": spec,
+        "config": config.model_dump(),
+        "warmstart_adapter": warm.as_dict() if warm else None,
+        "train_tasks": [t.id for t in train_tasks],
+        "held_out_tasks": [t.id for t in held],
+        "steps": rewarder.history,
+    }
+    from emlab.analysis.summary import write_json_atomic
+
+    write_json_atomic(out_dir / "rl_summary.json", summary)
+    return summary
