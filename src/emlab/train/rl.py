@@ -175,6 +175,7 @@ def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
     from emlab.envs.task_bank import split_tasks
     from emlab.hashing import content_hash
     from emlab.progress import console
+    from emlab.train.callbacks import quiet_progress
     from emlab.train.sft import TrainParams, train_lora
 
     out_dir = Path(out_dir)
@@ -233,6 +234,7 @@ def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
         )
         trainer = GRPOTrainer(model=model, reward_funcs=[rewarder], args=args, train_dataset=dataset,
                               processing_class=tokenizer, peft_config=peft_config)
+        quiet_progress(trainer)
         trainer.train()
         adapter_tmp = work / "adapter"
         trainer.model.save_pretrained(adapter_tmp)

@@ -88,12 +88,10 @@ def train_lora(
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.trainer_callback import ProgressCallback
     from trl import SFTConfig, SFTTrainer
 
+    from emlab.train.callbacks import quiet_progress
     from emlab.train.tokenize import tokenize_conversation
-
-    _BarOnly = _bar_only_callback()
 
     tokenizer = AutoTokenizer.from_pretrained(base_checkpoint)
     rows = [tokenize_conversation(tokenizer, c, params.max_length) for c in conversations]
@@ -138,8 +136,7 @@ def train_lora(
             disable_tqdm=False,
         )
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
-        trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(_BarOnly)  # a progress bar without a printed dict per step
+        quiet_progress(trainer)
         trainer.train()
         curve = [
             {"step": e["step"], "epoch": e.get("epoch"), "loss": e["loss"]}
@@ -164,17 +161,6 @@ def train_lora(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return Adapter(path=final, key=key, reused=False, final_loss=info["final_loss"], steps=info["steps"])
-
-
-def _bar_only_callback():
-    from transformers.trainer_callback import ProgressCallback
-
-    class BarOnly(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if self.training_bar is not None and logs and "loss" in logs:
-                self.training_bar.set_postfix(loss=f"{logs['loss']:.3f}")
-
-    return BarOnly
 
 
 def _plot_loss(curve: list[dict], path: Path) -> None:
