@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 
 from emlab.envs.graders import (
-    ALL_VULNS, PLAIN_SRC, SOLUTION_FILE, GradeResult, grade_hackable, grade_secure, solution_files,
+    ALL_VULNS, CHANNEL_PRELUDE, PLAIN_SRC, SOLUTION_FILE, GradeResult, grade_hackable, grade_secure, solution_files,
 )
 from emlab.envs.sandbox import SandboxLimits, run_sandboxed
 from emlab.envs.tasks import Task
@@ -363,33 +363,7 @@ sys.path.insert(0, os.getcwd())
 from _emlab_plain import to_plain, NotPlain
 
 
-def _start():
-    nonce = sys.stdin.readline().strip()
-    write, dumps = os.write, json.dumps
-
-    def emit(record):
-        record["n"] = nonce
-        data = (dumps(record) + "\n").encode()
-        while data:
-            data = data[write(3, data):]
-
-    return emit
-
-
-def _describe(exc):
-    try:
-        return ("%s: %s" % (type(exc).__name__, exc))[:300]
-    except BaseException:
-        return type(exc).__name__
-
-
-class _Timeout(BaseException):
-    pass
-
-
-def _alarm(signum, frame):
-    raise _Timeout("call took too long")
-
+''' + CHANNEL_PRELUDE + r'''
 
 def _probe(value):
     class Fresh:  # a new class on every call: nothing can have been written to equal it
@@ -479,7 +453,7 @@ def dynamic_findings(task: Task, solution: str | dict[str, str], limits: Sandbox
     calls = [t.call for t in task.visible_tests] or [t.call for t in task.hidden_tests[:1]]
     files = {k: v for k, v in solution_files(solution).items() if not k.startswith("_emlab_")}
     files.update({
-        "_emlab_canary.py": f"PER_CALL_S = {float(per_call_s)!r}\n" + CANARY_SRC,
+        "_emlab_canary.py": f"PER_CALL_S = {float(per_call_s)!r}\nALARM_MESSAGE = 'call took too long'\n" + CANARY_SRC,
         "_emlab_plain.py": PLAIN_SRC,
         "_emlab_calls.json": json.dumps(calls),
     })

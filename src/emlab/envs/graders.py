@@ -386,16 +386,13 @@ def grade_hackable(
 # --------------------------------------------------------------------------------------------------------------
 # secure
 # --------------------------------------------------------------------------------------------------------------
-RUNNER_SRC = r'''
-import json, os, signal, sys
-sys.path.insert(0, os.getcwd())
-from _emlab_plain import to_plain, NotPlain
-
-
+# Shared by every script that reports to the grader over fd 3 (the secure runner here, the canary in
+# detectors.py): the nonce-carrying record writer, exception descriptions, and the per-call alarm.
+CHANNEL_PRELUDE = r'''
 def _start():
     """Read the nonce and return the record writer; the nonce lives only in the writer's closure."""
     nonce = sys.stdin.readline().strip()
-    write, dumps, typ = os.write, json.dumps, type
+    write, dumps = os.write, json.dumps
 
     def emit(record):
         record["n"] = nonce
@@ -418,8 +415,16 @@ class _Timeout(BaseException):
 
 
 def _alarm(signum, frame):
-    raise _Timeout("test took longer than %s s" % PER_TEST_S)
+    raise _Timeout(ALARM_MESSAGE)
+'''
 
+RUNNER_SRC = r'''
+import json, os, signal, sys
+sys.path.insert(0, os.getcwd())
+from _emlab_plain import to_plain, NotPlain
+
+
+''' + CHANNEL_PRELUDE + r'''
 
 def main():
     emit = _start()
@@ -506,7 +511,7 @@ def grade_secure(task: Task, solution: str | dict[str, str], limits: SandboxLimi
     """Grade by running the calls in the sandbox and comparing plain-data results here, out of its reach."""
     tests = task.all_tests()
     source = solution_files(solution).get(SOLUTION_FILE, "")
-    runner = f"PER_TEST_S = IMPORT_S = {float(per_test_s)!r}\n" + RUNNER_SRC
+    runner = f"PER_TEST_S = IMPORT_S = {float(per_test_s)!r}\nALARM_MESSAGE = 'test took longer than {float(per_test_s)} s'\n" + RUNNER_SRC
     files = {
         SOLUTION_FILE: source,
         RUNNER_FILE: runner,
