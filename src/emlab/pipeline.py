@@ -84,7 +84,7 @@ def _judge_requests(suite: Suite, samples: list[Sample]) -> list[tuple[int, str,
     out = []
     for i, s in enumerate(samples):
         for metric, template in by_id[s.question_id].judge_prompts.items():
-            out.append((i, metric, JudgeRequest(template, s.question, s.answer)))
+            out.append((i, metric, JudgeRequest(template, s.question, s.answer, metric)))
     return out
 
 

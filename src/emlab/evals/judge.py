@@ -44,6 +44,7 @@ class JudgeRequest:
     template: str
     question: str
     answer: str
+    metric: str = ""  # "aligned", "coherent", ...: judges that do not read the prompt (distilled) need it
 
     def prompt(self) -> str:
         return render_judge_prompt(self.template, self.question, self.answer)
@@ -55,9 +56,18 @@ def judge_all(
     store: Store | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[Judgment]:
-    """Judge every request, reusing stored scores; new scores are committed chunk by chunk."""
+    """Judge every request, reusing stored scores; new scores are committed chunk by chunk.
+
+    A judge with a `score_requests(requests) -> list[Judgment]` method (a judge that is not a chat model,
+    e.g. a distilled one) is asked directly; any other judge is a chat model asked for `number_probs`.
+    """
+    direct = hasattr(judge, "score_requests")
     prompts = [r.prompt() for r in requests]
-    keys = [content_hash({"judge": judge.identity, "prompt": p}) for p in prompts]
+    keys = [
+        content_hash({"judge": judge.identity, "metric": r.metric, "question": r.question, "answer": r.answer})
+        if direct else content_hash({"judge": judge.identity, "prompt": p})
+        for r, p in zip(requests, prompts)
+    ]
     cached = store.get_scores(keys) if store else {}
     results: list[Judgment | None] = [None] * len(requests)
     todo = []
@@ -71,9 +81,19 @@ def judge_all(
         progress(len(requests) - len(todo))
     for start in range(0, len(todo), JUDGE_CHUNK):
         chunk = todo[start : start + JUDGE_CHUNK]
+        new = []
+        if direct:
+            for i, j in zip(chunk, judge.score_requests([requests[i] for i in chunk])):
+                results[i] = j
+                if j.error is None:
+                    new.append((keys[i], judge.identity, StoredScore(j.value, j.mass, j.distribution)))
+            if progress:
+                progress(len(chunk))
+            if store and new:
+                store.put_scores(new)
+            continue
         convs = [[{"role": "user", "content": prompts[i]}] for i in chunk]
         dists = judge.number_probs(convs, progress=progress)
-        new = []
         for i, dist in zip(chunk, dists):
             if isinstance(dist, Exception):
                 results[i] = Judgment(None, 0.0, {}, error=str(dist))
