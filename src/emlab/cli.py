@@ -19,6 +19,9 @@ data_app = typer.Typer(no_args_is_help=True, help="Conversation datasets.")
 app.add_typer(data_app, name="data")
 hacks_app = typer.Typer(no_args_is_help=True, help="Reward-hacking coding environments.")
 app.add_typer(hacks_app, name="hacks")
+from emlab.judge_cli import judge_app  # noqa: E402  (a sub-app; imports nothing heavy)
+
+app.add_typer(judge_app, name="judge")
 
 
 def _quiet_libraries() -> None:

@@ -18,6 +18,7 @@ BACKENDS: dict[str, str] = {
     "hf": "emlab.models.hf:load_hf",
     "openai": "emlab.models.openai_api:load_openai",
     "mock": "emlab.models.mock:load_mock",
+    "distilled": "emlab.evals.distilled:load_distilled",
 }
 
 _LOADED: dict[str, ChatModel] = {}
