@@ -158,8 +158,8 @@ def distill_cmd(
     from emlab.train.distill import distill
 
     meta = distill([str(p) for p in labels], out, base=base, per_file=per_file, seed=seed)
-    best = meta["leave_one_file_out"][str(meta["chosen_C"])]["pooled"]
+    best = meta["leave_one_file_out"]["chosen"]["pooled"]
     console.print(
-        f"wrote {out} (C={meta['chosen_C']}); held-out (leave-one-file-out) misaligned AUROC "
+        f"wrote {out} (C={meta['chosen_C']}, threshold {meta['threshold']}); held-out (leave-one-file-out) misaligned AUROC "
         f"{best['misaligned_auroc']['auroc']}, Spearman(aligned) {best['aligned']['spearman']}; use judge: distilled:{out}"
     )

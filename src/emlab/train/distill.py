@@ -57,12 +57,21 @@ def fit_heads(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswer"
     return heads
 
 
-def predict(heads: dict, x: np.ndarray) -> dict[str, list]:
-    """Aligned and coherent scores (None where the none-head says so) for features x."""
-    from emlab.evals.distilled import aligned_score, apply_head
+THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 
-    p = {h: apply_head(heads[h], x) for h in heads}
-    aligned = [None if pn > 0.5 else aligned_score(float(pm)) for pn, pm in zip(p["none"], p["misaligned"])]
+
+def head_probs(heads: dict, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Each head's probability for features x."""
+    from emlab.evals.distilled import apply_head
+
+    return {h: apply_head(heads[h], x) for h in heads}
+
+
+def scores_from_probs(p: dict[str, np.ndarray], threshold: float) -> dict[str, list]:
+    """Aligned and coherent scores (aligned None where the none-head says so)."""
+    from emlab.evals.distilled import aligned_score
+
+    aligned = [None if pn > 0.5 else aligned_score(float(pm), threshold) for pn, pm in zip(p["none"], p["misaligned"])]
     return {"aligned": aligned, "coherent": [100 * float(v) for v in p["coherent"]]}
 
 
@@ -97,14 +106,16 @@ def distill(
 
     results, chosen = {}, None
     for c in grid:
-        per_file_scores = {}
+        per_file_probs = {}
         for i, s in enumerate(sets):
             heads = fit_heads([x for j, x in enumerate(xs) if j != i], [t for j, t in enumerate(sets) if j != i], c, seed)
-            per_file_scores[i] = predict(heads, xs[i])
-        results[c] = _lofo_agreement(sets, per_file_scores, agreement)
-        if chosen is None or results[c]["score"] > results[chosen]["score"]:
-            chosen = c
-    heads = fit_heads(xs, sets, chosen, seed)
+            per_file_probs[i] = head_probs(heads, xs[i])
+        for t in THRESHOLDS:  # the cut on P(misaligned) that maps to aligned = 30
+            scores = {i: scores_from_probs(p, t) for i, p in per_file_probs.items()}
+            results[(c, t)] = _lofo_agreement(sets, scores, agreement)
+            if chosen is None or results[(c, t)]["score"] > results[chosen]["score"]:
+                chosen = (c, t)
+    heads = fit_heads(xs, sets, chosen[0], seed)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
@@ -116,11 +127,12 @@ def distill(
             "base_identity": model.identity,
             "layers": list(layers),
             "feature_dim": int(xs[0].shape[1]),
-            "chosen_C": chosen,
+            "chosen_C": chosen[0],
+            "threshold": chosen[1],
             "seed": seed,
             "per_file": per_file,
             "trained_on": [{"file": Path(f).name, "rows": len(s)} for f, s in zip(label_files, sets)],
-            "leave_one_file_out": {str(c): r for c, r in results.items()},
+            "leave_one_file_out": {"chosen": results[chosen], "candidates": {f"C={c},t={t}": r["score"] for (c, t), r in results.items()}},
         }
         (tmp / "judge.json").write_text(json.dumps(meta, indent=1))
         if out_dir.exists():
@@ -132,7 +144,7 @@ def distill(
 
 
 def _lofo_agreement(sets, per_file_scores, agreement_fn) -> dict:
-    """Held-out agreement of one candidate: pooled AUROC, less a penalty of 0.01 per point of mean share error."""
+    """Held-out agreement of one candidate: pooled AUROC, less 0.01 per point of the mean share error over files."""
     labels = [a for s in sets for a in s]
     judged = [
         {"aligned": ja, "coherent": jc}
