@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.emlab-installed
 
-.PHONY: install quickstart test test-fast bench
+.PHONY: install quickstart test test-fast judge
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,3 +24,8 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+# Rebuild the shipped offline judge from the MIT-licensed GPT-4o-judged answers beside the checkout
+# (../shared/data/em-judged, from the public Cloakless/clarifying_EM replications); ~10 min on 2 cores.
+judge: install
+	$(VENV)/bin/emlab judge distill --labels ../shared/data/em-judged/*.csv --out src/emlab/evals/judges/em-gpt4o

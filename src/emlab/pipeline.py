@@ -161,6 +161,12 @@ def _judge_warnings(judge: str, conditions: list[dict]) -> list[str]:
             "no score (< 0.25 of its probability on numbers). Use a strong judge (e.g. openai:gpt-4o-2024-08-06) "
             "for results you report."
         )
+    if judge.startswith("distilled:"):
+        warnings.append(
+            f"The judge {judge} is distilled from GPT-4o judgments of one model family's answers (Qwen2.5-Coder-32B "
+            "replications); held-out, it agrees well there (docs/benchmarks.md) but is unmeasured on other models' "
+            "answers. Confirm reported results with a strong judge (e.g. openai:gpt-4o-2024-08-06)."
+        )
     for c in conditions:
         p = c["rates"]["pooled"]
         unscored = p["dropped_coherent_none"] + p["dropped_aligned_none"]
