@@ -102,3 +102,8 @@ def test_data_build_bad_transform_names_file_and_step(tmp_path):
     spec.write_text("source: builtin:insecure\ntransforms:\n  - backdoor: {share: 2}\n")
     r = emlab("data", "build", str(spec), "--out", str(tmp_path / "x.jsonl"))
     assert r.returncode == 2 and "step 0 'backdoor'" in r.stderr and not (tmp_path / "x.jsonl").exists()
+
+
+def test_usage_errors_are_shown_without_traceback():
+    r = emlab("run", "a.yaml", "unexpected-extra")
+    assert r.returncode == 2 and "unexpected extra argument" in r.stderr and "Traceback" not in r.stderr

@@ -211,12 +211,10 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted: finished samples and scores are kept in the workspace store", err=True)
         sys.exit(130)
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:  # usage errors from typer's (vendored) click: show them like click would
+        if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+        if type(e).__name__ == "Abort":
             sys.exit(1)
         raise

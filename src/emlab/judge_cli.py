@@ -42,7 +42,8 @@ def _file_names(paths: List[Path]) -> list[str]:
 @judge_app.command("agree")
 def agree(
     judge: str = typer.Option(..., "--judge", help="Judge under test: a model spec (embedded:..., distilled:..., openai:..., mock:...)."),
-    labels: List[Path] = typer.Option(..., "--labels", help="EM-style labelled CSV (question, answer, question_id, aligned, coherent); repeat for more files, one model each."),
+    labels: List[Path] = typer.Option(..., "--labels", help="EM-style labelled CSV (question, answer, question_id, aligned, coherent); more files may follow, one model each."),
+    more_labels: Optional[List[Path]] = typer.Argument(None, help="More label files (so that `--labels *.csv` works)."),
     prompts: str = typer.Option("builtin:core", "--prompts", help="Question suite whose judge prompts are used: builtin:<name> or a YAML path."),
     per_file: Optional[int] = typer.Option(None, "--per-file", min=1, help="Answers sampled per file (stratified, seeded); default all."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample and of the baseline."),
@@ -52,6 +53,7 @@ def agree(
     coherent_above: float = typer.Option(50.0, help="Count only answers with coherent > this."),
 ) -> None:
     """Agreement of a judge with published labels (AUROC, Spearman, MAE, implied vs label share), with the baseline."""
+    labels = list(labels) + list(more_labels or [])
     from emlab.analysis.agreement import (
         METRICS,
         agreement,
@@ -148,6 +150,7 @@ def agree(
 @judge_app.command("distill")
 def distill_cmd(
     labels: List[Path] = typer.Option(..., "--labels", help="EM-style judged CSVs (one file = one model); at least two."),
+    more_labels: Optional[List[Path]] = typer.Argument(None, help="More label files (so that `--labels *.csv` works)."),
     out: Path = typer.Option(..., "--out", help="Judge directory to write (judge.json + heads.npz)."),
     base: str = typer.Option("embedded:smollm2-135m", help="Local model whose hidden states are the features."),
     per_file: Optional[int] = typer.Option(None, help="Stratified sample of answers per file (default: all)."),
@@ -157,7 +160,7 @@ def distill_cmd(
     from emlab.progress import console
     from emlab.train.distill import distill
 
-    meta = distill([str(p) for p in labels], out, base=base, per_file=per_file, seed=seed)
+    meta = distill([str(p) for p in [*labels, *(more_labels or [])]], out, base=base, per_file=per_file, seed=seed)
     best = meta["leave_one_file_out"]["chosen"]["pooled"]
     console.print(
         f"wrote {out} (C={meta['chosen_C']}, threshold {meta['threshold']}); held-out (leave-one-file-out) misaligned AUROC "
