@@ -1,7 +1,6 @@
 """Sources by name: official datasets with checksums (from ../shared), csv with column mapping, errors."""
 
 import gzip
-import shutil
 
 import pytest
 
