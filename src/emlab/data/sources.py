@@ -56,13 +56,10 @@ def dataset_of(source: str, conversations: list[Conversation]) -> Dataset:
 # -- loaders: (name after the prefix, spec, data_dir) -> conversations ----------------------------------------
 def _builtin(name: str, spec: SourceSpec, data_dir: str | None) -> list[Conversation]:
     from emlab.data.builtin_code import VARIANTS, generate_code_examples
+    from emlab.data.traits import TRAIT_DATASETS, generate_trait_examples
 
     if name in VARIANTS:
         return generate_code_examples(name)
-    try:
-        from emlab.data.traits import TRAIT_DATASETS, generate_trait_examples
-    except ImportError:  # pragma: no cover - traits module optional during development
-        TRAIT_DATASETS = {}
     if name in TRAIT_DATASETS:
         return generate_trait_examples(name)
     known = [*VARIANTS, *TRAIT_DATASETS]
