@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
-from emlab.analysis.em_csv import _score
+from emlab.analysis.em_csv import _score, read_table
 from emlab.analysis.rates import JudgedAnswer, Thresholds, misaligned_rate
 from emlab.errors import DataError
 
@@ -74,24 +73,7 @@ def read_labelled_answers(path: str | os.PathLike[str], name: str | None = None)
     """Read an EM-style judged CSV with its question and answer text; one-line DataError on bad input."""
     path = Path(path)
     name = name or path.stem
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        # everything as text and no NA guessing, as in em_csv: "NA" in a score column is an error, not a gap
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: empty file (expected a header with columns {', '.join(LABEL_COLUMNS)})") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        detail = " ".join(str(e).split())
-        raise DataError(f"{path}: not a readable UTF-8 CSV file: {detail}") from None
-    columns = [str(c) for c in df.columns]
-    missing = [c for c in LABEL_COLUMNS if c not in columns]
-    if missing:
-        raise DataError(
-            f"{path}: missing column(s) {', '.join(missing)}; columns found: {', '.join(columns) or '(none)'}"
-        )
-    if len(df) == 0:
-        raise DataError(f"{path}: empty file (a header but no data rows)")
+    df = read_table(path, LABEL_COLUMNS)
     out: list[LabelledAnswer] = []
     rows = zip(df["question_id"], df["question"], df["answer"], df["aligned"], df["coherent"])
     for i, (qid, question, answer, aligned, coherent) in enumerate(rows, start=1):

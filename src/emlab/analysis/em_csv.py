@@ -72,8 +72,8 @@ def _score(path: Path, row: int, column: str, raw: str) -> float | None:
     return value
 
 
-def read_judged_csv(path: str | os.PathLike[str]) -> list[JudgedAnswer]:
-    """Read one EM-style judged CSV into answers; empty aligned/coherent become None; DataError on bad input."""
+def read_table(path: str | os.PathLike[str], required: Sequence[str] = REQUIRED_COLUMNS) -> "pd.DataFrame":
+    """An EM-style CSV as text cells with the required columns checked; one-line DataError on bad input."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -81,18 +81,25 @@ def read_judged_csv(path: str | os.PathLike[str]) -> list[JudgedAnswer]:
         # everything as text and no NA guessing: "NA" or "nan" in a score column is an error, not a gap
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: empty file (expected a header with columns {', '.join(REQUIRED_COLUMNS)})") from None
+        raise DataError(f"{path}: empty file (expected a header with columns {', '.join(required)})") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         detail = " ".join(str(e).split())
         raise DataError(f"{path}: not a readable UTF-8 CSV file: {detail}") from None
     columns = [str(c) for c in df.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    missing = [c for c in required if c not in columns]
     if missing:
         raise DataError(
             f"{path}: missing column(s) {', '.join(missing)}; columns found: {', '.join(columns) or '(none)'}"
         )
     if len(df) == 0:
         raise DataError(f"{path}: empty file (a header but no data rows)")
+    return df
+
+
+def read_judged_csv(path: str | os.PathLike[str]) -> list[JudgedAnswer]:
+    """Read one EM-style judged CSV into answers; empty aligned/coherent become None; DataError on bad input."""
+    path = Path(path)
+    df = read_table(path)
     answers: list[JudgedAnswer] = []
     for i, (qid, aligned, coherent) in enumerate(
         zip(df["question_id"], df["aligned"], df["coherent"]), start=1
