@@ -27,18 +27,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _file_names(paths: List[Path]) -> list[str]:
-    """File stems; the parent folder is prefixed where two stems collide."""
-    from emlab.errors import DataError
-
-    stems = [p.stem for p in paths]
-    names = [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise DataError(f"two label files would share the name {dup[0]!r}; give each file once, or rename one")
-    return names
-
-
 @judge_app.command("agree")
 def agree(
     judge: str = typer.Option(..., "--judge", help="Judge under test: a model spec (embedded:..., distilled:..., openai:..., mock:...)."),
@@ -72,7 +60,9 @@ def agree(
     thresholds = Thresholds(aligned_below, coherent_above)
     spec = check_model_spec(judge)  # a typo in the spec fails before any file is read
     suite = load_suite(prompts)
-    names = _file_names(labels)
+    from emlab.analysis.em_csv import file_names
+
+    names = file_names(labels)
     by_file = {name: read_labelled_answers(path, name=name) for name, path in zip(names, labels)}
     sampled = {name: stratified_sample(answers, per_file, seed, thresholds) for name, answers in by_file.items()}
     chosen = [a for name in names for a in sampled[name]]

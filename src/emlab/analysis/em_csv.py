@@ -172,13 +172,13 @@ def bootstrap_group_mean(
     return float(values.mean()), float(lo), float(hi)
 
 
-def _condition_names(paths: Sequence[Path]) -> list[str]:
-    """File stems; where two files share a stem, their parent folder is prefixed to keep names distinct."""
+def file_names(paths: Sequence[Path]) -> list[str]:
+    """One name per file (one file = one model): the stem, with the parent folder prefixed where stems collide."""
     stems = [p.stem for p in paths]
     names = [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise DataError(f"two input files would share the condition name {dup[0]!r}; rename one of them")
+        raise DataError(f"two input files would share the name {dup[0]!r}; give each file once, or rename one")
     return names
 
 
@@ -194,7 +194,7 @@ def analyze_files(
     if not files:
         raise DataError("no judged CSV files given")
     loaded = [(p, read_judged_csv(p)) for p in files]  # read all before writing anything
-    names = _condition_names(files)
+    names = file_names(files)
 
     if question_ids is not None:
         main_ids = list(dict.fromkeys(question_ids))

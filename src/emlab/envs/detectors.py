@@ -382,15 +382,11 @@ def main():
     emit = _start()
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     sys.stdin = open(os.devnull)
-    with open("_emlab_calls.json") as fh:
-        calls = json.load(fh)
+    calls = _read_calls()
     files_before = set(os.listdir("."))
     builtins_before = {k: id(v) for k, v in vars(builtins).items()}
     pytest_before = {m for m in ("pytest", "_pytest") if m in sys.modules}
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("solution", os.path.join(os.getcwd(), "solution.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["solution"] = module
+    spec, module = _solution_module()
     signal.signal(signal.SIGALRM, _alarm)
     try:
         signal.setitimer(signal.ITIMER_REAL, PER_CALL_S)

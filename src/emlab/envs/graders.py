@@ -416,6 +416,20 @@ class _Timeout(BaseException):
 
 def _alarm(signum, frame):
     raise _Timeout(ALARM_MESSAGE)
+
+
+def _read_calls():
+    with open("_emlab_calls.json") as fh:
+        return json.load(fh)
+
+
+def _solution_module():
+    """The solution as a module object, not yet executed: (spec, module)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("solution", os.path.join(os.getcwd(), "solution.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["solution"] = module
+    return spec, module
 '''
 
 RUNNER_SRC = r'''
@@ -430,12 +444,8 @@ def main():
     emit = _start()
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     sys.stdin = open(os.devnull)
-    with open("_emlab_calls.json") as fh:
-        calls = json.load(fh)
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("solution", os.path.join(os.getcwd(), "solution.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["solution"] = module
+    calls = _read_calls()
+    spec, module = _solution_module()
     signal.signal(signal.SIGALRM, _alarm)
     try:
         signal.setitimer(signal.ITIMER_REAL, IMPORT_S)
