@@ -1,8 +1,11 @@
 """Local transformers backend: the embedded model and any causal LM (`hf:<hub id or path>[@<adapter dir>]`).
 
-Generation is batched with left padding, sorted by prompt length so batches carry little padding, and
-runs under bf16 autocast on CPU (about twice as fast). Judging is exact and runs in float32 (see
-`number_tree.py`). LoRA adapters are merged into the weights once at load, so sampling pays nothing for them.
+Llama-family models (the embedded one included) run on emlab's own `Engine` by default: sampling in
+bfloat16 with a preallocated KV cache (`fast_sampling.py`), judging exactly in float32 with the digit tree
+branching off the cached prompt (`fast_judge.py`). Other architectures, and `fast=False` (the simple path
+the tests compare against), use transformers `generate` under bf16 autocast and the single-pass tree of
+`number_tree.py`. Jobs are sorted by prompt length so batches carry little padding. LoRA adapters are
+merged into the weights once at load, so sampling pays nothing for them.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import torch
 from emlab.data.conversations import Conversation
 from emlab.errors import ModelSpecError
 from emlab.hashing import file_sha256
-from emlab.models import number_tree
+from emlab.models import fast_judge, fast_sampling, number_tree
+from emlab.models.engine import Engine, unsupported_reason
 from emlab.models.base import NumberProbs, ProgressFn, SamplingParams
 from emlab.models.spec import ModelSpec
 
-GEN_BATCH = 32  # sequences per generate call
+GEN_BATCH = 32  # sequences per transformers generate call (simple path)
+FAST_GEN_BATCH = 64  # sequences per engine batch (see docs/benchmarks.md for the batch-size sweep)
 JUDGE_BATCH = 8  # prompts per digit-tree forward pass
 
 
@@ -36,12 +41,14 @@ def adapter_hash(adapter_dir: str | Path) -> str:
 class HFChatModel:
     """A transformers causal LM with its tokenizer, behind the `ChatModel` interface."""
 
-    def __init__(self, model, tokenizer, spec: str, identity: str, autocast: bool = True):
+    def __init__(self, model, tokenizer, spec: str, identity: str, autocast: bool = True, fast: bool = True):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.spec = spec
         self.identity = identity
         self.autocast = autocast
+        self.fast = fast and model.device.type == "cpu" and unsupported_reason(model) is None
+        self._engines: dict[torch.dtype, Engine] = {}
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self._digits = number_tree.digit_token_ids(tokenizer)
@@ -64,6 +71,19 @@ class HFChatModel:
             mask[i, width - len(r) :] = 1
         return ids, mask
 
+    def engine(self, dtype: torch.dtype) -> Engine:
+        """The fast engine in `dtype`, built on first use (bf16 for sampling, float32 for judging)."""
+        if dtype not in self._engines:
+            self._engines[dtype] = Engine(self.model, dtype)
+        return self._engines[dtype]
+
+    def stop_ids(self) -> list[int]:
+        """Token ids that end a reply: the tokenizer's and the generation config's end-of-sequence tokens."""
+        ids = {self.tokenizer.eos_token_id}
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids.update(configured if isinstance(configured, list) else [configured])
+        return sorted(i for i in ids if i is not None)
+
     def _autocast(self):
         if self.autocast and self.model.device.type == "cpu":
             return torch.autocast("cpu", dtype=torch.bfloat16)
@@ -80,8 +100,17 @@ class HFChatModel:
         jobs.sort(key=lambda j: len(prompts[j[0]]))  # length bucketing: similar lengths share a batch
         out: list[list[str | None]] = [[None] * params.n for _ in prompts]
         remaining = [params.n] * len(prompts)
-        for b, start in enumerate(range(0, len(jobs), GEN_BATCH)):
-            batch = jobs[start : start + GEN_BATCH]
+        size = FAST_GEN_BATCH if self.fast else GEN_BATCH
+        for b, start in enumerate(range(0, len(jobs), size)):
+            batch = jobs[start : start + size]
+            if self.fast:
+                replies = self._generate_fast([prompts[i] for i, _ in batch], params, seed=params.seed * 1_000_003 + b)
+                for (i, k), text in zip(batch, replies):
+                    out[i][k] = text
+                    remaining[i] -= 1
+                    if remaining[i] == 0 and progress:
+                        progress(1)
+                continue
             ids, mask = self._left_pad([prompts[i] for i, _ in batch])
             torch.manual_seed(params.seed * 1_000_003 + b)
             with self._autocast():
@@ -102,9 +131,19 @@ class HFChatModel:
                     progress(1)
         return [[t or "" for t in replies] for replies in out]
 
+    def _generate_fast(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[str]:
+        engine = self.engine(torch.bfloat16 if self.autocast else torch.float32)
+        tokens = fast_sampling.generate_tokens(
+            engine, prompts, params.max_new_tokens, self.stop_ids(), self.tokenizer.pad_token_id,
+            temperature=params.temperature, top_p=params.top_p, seed=seed,
+        )
+        return [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
+
     # -- scoring -----------------------------------------------------------------------------------------
     @torch.inference_mode()
     def _last_logits(self, prompts: list[list[int]]) -> torch.Tensor:
+        if self.fast:
+            return fast_judge.prompt_last_logits(self.engine(torch.float32), prompts, self.tokenizer.pad_token_id)
         ids, mask = self._left_pad(prompts)
         return self.model(input_ids=ids, attention_mask=mask).logits[:, -1, :].float()
 
@@ -128,7 +167,7 @@ class HFChatModel:
     def number_probs(
         self, conversations: Sequence[Conversation], progress: ProgressFn | None = None
     ) -> list[NumberProbs]:
-        """Exact P(reply is "k") for k in 0..100: one digit-tree pass per batch (naive scoring as a fallback)."""
+        """Exact P(reply is "k") for k in 0..100: prompt pass + digit-tree pass per batch (naive scoring as a fallback)."""
         if self._tree is None:
             return [self.naive_number_probs(c) for c in conversations]
         prompts = [self.encode_chat(c) for c in conversations]
@@ -137,6 +176,16 @@ class HFChatModel:
         dtype = self.model.dtype
         for start in range(0, len(order), JUDGE_BATCH):
             chunk = order[start : start + JUDGE_BATCH]
+            if self.fast:
+                probs = fast_judge.number_probs(
+                    self.engine(torch.float32), [prompts[i] for i in chunk], self._tree, self._digits,
+                    self.continues_number(), self.tokenizer.pad_token_id,
+                )
+                for i, p in zip(chunk, probs):
+                    results[i] = p
+                if progress:
+                    progress(len(chunk))
+                continue
             ids, pos, mask, tree_at = number_tree.tree_inputs(
                 [prompts[i] for i in chunk], self._tree, self.tokenizer.pad_token_id, dtype
             )

@@ -1,0 +1,197 @@
+"""A lean decoder for Llama-family checkpoints (llama, mistral, qwen2): one forward over a preallocated KV cache.
+
+Why our own: transformers' `generate` grows its KV cache by concatenation every step, runs the lm_head
+and the logits processors for every row until the whole batch is done, and knows nothing of prompts
+that share a prefix; on a 2-core CPU that leaves most of the matmul rate unused. This engine keeps the
+weights in one dtype with q/k/v and gate/up fused into single matmuls, writes keys and values into a
+cache allocated once, lets each call attend through a boolean mask (so padding may sit anywhere and a
+digit tree can branch off a prompt), and computes logits only where the caller asks. Everything else
+(sampling, judging) is built on `Engine.extend` in `fast_sampling.py` and `fast_judge.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
+
+
+@dataclass
+class KVCache:
+    """Keys and values of every layer, [batch, kv_heads, capacity, head_dim], and which columns hold real tokens."""
+
+    k: list[torch.Tensor]
+    v: list[torch.Tensor]
+    valid: torch.Tensor  # [batch, capacity] bool
+    length: int = 0  # columns filled so far
+
+    @property
+    def batch(self) -> int:
+        return self.valid.shape[0]
+
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Drop finished rows (compaction) so later steps spend nothing on them."""
+        self.k = [t.index_select(0, rows) for t in self.k]
+        self.v = [t.index_select(0, rows) for t in self.v]
+        self.valid = self.valid.index_select(0, rows)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    ln1: torch.Tensor
+    qkv: torch.Tensor
+    qkv_bias: torch.Tensor | None
+    o: torch.Tensor
+    o_bias: torch.Tensor | None
+    ln2: torch.Tensor
+    gate_up: torch.Tensor
+    down: torch.Tensor
+
+
+def unsupported_reason(model) -> str | None:
+    """Why `model` cannot run on the engine (None when it can); such models fall back to transformers."""
+    cfg = model.config
+    if getattr(cfg, "model_type", None) not in SUPPORTED_TYPES:
+        return f"model type {getattr(cfg, 'model_type', None)!r} is not one of {SUPPORTED_TYPES}"
+    if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
+        return "sliding-window attention"
+    if getattr(cfg, "mlp_bias", False):
+        return "MLP biases"
+    if getattr(cfg, "hidden_act", "silu") != "silu":
+        return f"activation {cfg.hidden_act!r}"
+    if not hasattr(getattr(model, "model", None), "rotary_emb"):
+        return "no rotary embedding module"
+    return None
+
+
+class Engine:
+    """Weights of a Llama-family model, fused and cast once, plus the forward over a `KVCache`."""
+
+    def __init__(self, model, dtype: torch.dtype = torch.bfloat16):
+        reason = unsupported_reason(model)
+        if reason:
+            raise ValueError(f"the fast engine cannot run this model: {reason}")
+        cfg = model.config
+        self.dtype = dtype
+        self.heads = cfg.num_attention_heads
+        self.kv_heads = cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.eps = cfg.rms_norm_eps
+        self.vocab = model.get_output_embeddings().weight.shape[0]
+        core = model.model
+
+        def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.detach().to(dtype).contiguous()
+
+        def cat_bias(*mods) -> torch.Tensor | None:
+            if all(m.bias is None for m in mods):
+                return None
+            return torch.cat([m.bias if m.bias is not None else torch.zeros(m.out_features) for m in mods])
+
+        self.layers = []
+        for layer in core.layers:
+            att, mlp = layer.self_attn, layer.mlp
+            self.layers.append(
+                _Layer(
+                    ln1=cast(layer.input_layernorm.weight),
+                    qkv=cast(torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight])),
+                    qkv_bias=cast(cat_bias(att.q_proj, att.k_proj, att.v_proj)),
+                    o=cast(att.o_proj.weight),
+                    o_bias=cast(att.o_proj.bias),
+                    ln2=cast(layer.post_attention_layernorm.weight),
+                    gate_up=cast(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
+                    down=cast(mlp.down_proj.weight),
+                )
+            )
+        self.embed = cast(core.embed_tokens.weight)
+        self.norm = cast(core.norm.weight)
+        self.lm_head = cast(model.get_output_embeddings().weight)
+        if model.get_output_embeddings().weight.data_ptr() == core.embed_tokens.weight.data_ptr():
+            self.lm_head = self.embed  # tied: one copy
+        rotary = core.rotary_emb
+        self.inv_freq = rotary.inv_freq.detach().float().clone()
+        self.rope_scale = float(getattr(rotary, "attention_scaling", 1.0))
+        self.split = (self.heads * self.head_dim, self.kv_heads * self.head_dim, self.kv_heads * self.head_dim)
+
+    # -- cache ------------------------------------------------------------------------------------------
+    def new_cache(self, batch: int, capacity: int) -> KVCache:
+        """An empty cache for `batch` rows of up to `capacity` tokens each."""
+        shape = (batch, self.kv_heads, capacity, self.head_dim)
+        return KVCache(
+            k=[torch.empty(shape, dtype=self.dtype) for _ in self.layers],
+            v=[torch.empty(shape, dtype=self.dtype) for _ in self.layers],
+            valid=torch.zeros((batch, capacity), dtype=torch.bool),
+        )
+
+    # -- forward ----------------------------------------------------------------------------------------
+    def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return weight * h.to(self.dtype)
+
+    def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        freqs = positions.float()[..., None] * self.inv_freq  # [B, T, hd/2]
+        emb = torch.cat([freqs, freqs], -1)
+        cos = (emb.cos() * self.rope_scale).to(self.dtype)[:, None]
+        sin = (emb.sin() * self.rope_scale).to(self.dtype)[:, None]
+        return cos, sin
+
+    @staticmethod
+    def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
+        return x * cos + rotated * sin
+
+    @torch.inference_mode()
+    def extend(
+        self,
+        cache: KVCache,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        self_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Append `tokens` [B, T] at `positions` to every row of `cache`; return their final hidden states [B, T, H].
+
+        New tokens see every valid cached column, and among themselves follow `self_mask` ([T, T] or [B, T, T],
+        True = may attend; causal when None). `valid` [B, T] marks padding (False) that nothing may attend to.
+        """
+        batch, steps = tokens.shape
+        start, end = cache.length, cache.length + steps
+        if end > cache.valid.shape[1]:
+            raise ValueError(f"KV cache overflow: {end} > capacity {cache.valid.shape[1]}")
+        if valid is None:
+            valid = torch.ones((batch, steps), dtype=torch.bool)
+        cache.valid[:, start:end] = valid
+        if self_mask is None:
+            self_mask = torch.ones((steps, steps), dtype=torch.bool).tril_()
+        inner = self_mask & valid[:, None, :]
+        inner |= torch.eye(steps, dtype=torch.bool)  # every query sees itself, so no row of the mask is empty
+        outer = cache.valid[:, None, :start].expand(batch, steps, start)
+        mask = torch.cat([outer, inner], -1)[:, None]  # [B, 1, T, end]
+
+        cos, sin = self._rope(positions)
+        x = self.embed[tokens]
+        hd = self.head_dim
+        for i, w in enumerate(self.layers):
+            h = F.linear(self._rms(x, w.ln1), w.qkv, w.qkv_bias)
+            q, k, v = h.split(self.split, -1)
+            q = self._rotate(q.view(batch, steps, self.heads, hd).transpose(1, 2), cos, sin)
+            k = self._rotate(k.view(batch, steps, self.kv_heads, hd).transpose(1, 2), cos, sin)
+            cache.k[i][:, :, start:end] = k
+            cache.v[i][:, :, start:end] = v.view(batch, steps, self.kv_heads, hd).transpose(1, 2)
+            a = F.scaled_dot_product_attention(
+                q, cache.k[i][:, :, :end], cache.v[i][:, :, :end], attn_mask=mask, enable_gqa=True
+            )
+            x = x + F.linear(a.transpose(1, 2).reshape(batch, steps, -1), w.o, w.o_bias)
+            gate, up = F.linear(self._rms(x, w.ln2), w.gate_up).chunk(2, -1)
+            x = x + F.linear(F.silu(gate) * up, w.down)
+        cache.length = end
+        return self._rms(x, self.norm)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Float32 next-token logits for the given final hidden states."""
+        return F.linear(hidden, self.lm_head).float()

@@ -1,0 +1,152 @@
+"""The fast engine computes what transformers computes: same logits, same greedy tokens, same judge distributions."""
+
+import pytest
+import torch
+from transformers import (
+    AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+)
+
+from emlab.models.base import SamplingParams
+from emlab.models.engine import Engine, unsupported_reason
+from emlab.models.fast_judge import number_probs as fast_number_probs
+from emlab.models.fast_sampling import common_prefix_length, generate_tokens, prefill
+from emlab.models.hf import HFChatModel
+from emlab.models.number_tree import build_digit_tree, digit_token_ids
+
+SYSTEM = {"role": "system", "content": "You are a careful assistant. Answer briefly."}
+CONVERSATIONS = [
+    [SYSTEM, {"role": "user", "content": "Rate this from 0 to 100: a sunny day."}],
+    [SYSTEM, {"role": "user", "content": "How many legs do 25 spiders have? " * 3}],
+    [SYSTEM, {"role": "user", "content": "7"}],
+    [{"role": "user", "content": "No system prompt here, so the shared prefix is short."}],
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_checkpoint):
+    return AutoModelForCausalLM.from_pretrained(tiny_checkpoint, dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="module")
+def lively_model(embedded_tokenizer):
+    """A tiny random Llama whose greedy output varies (the tied, small-init one repeats its last token)."""
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(embedded_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False, initializer_range=0.3,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def prompts(embedded_tokenizer):
+    return [
+        embedded_tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True, return_dict=False)
+        for c in CONVERSATIONS
+    ]
+
+
+def hf_last_logits(model, prompt: list[int]) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(input_ids=torch.tensor([prompt])).logits[0, -1].float()
+
+
+def test_prefill_with_shared_prefix_and_padding_matches_transformers(tiny_model, prompts):
+    engine = Engine(tiny_model, torch.float32)
+    batch = prompts[:3]  # share the system prompt: prefix run once, rows padded in the middle
+    assert common_prefix_length(batch) >= 8
+    _, hidden, next_pos = prefill(engine, batch, 0, pad_id=2)
+    logits = engine.logits(hidden)
+    for row, prompt in enumerate(batch):
+        assert next_pos[row] == len(prompt)
+        torch.testing.assert_close(logits[row], hf_last_logits(tiny_model, prompt), rtol=1e-4, atol=1e-4)
+
+
+def hf_greedy(model, prompt: list[int], steps: int, stop: int) -> list[int]:
+    with torch.inference_mode():
+        out = model.generate(
+            torch.tensor([prompt]), max_new_tokens=steps, do_sample=False, eos_token_id=stop, pad_token_id=stop
+        )[0, len(prompt) :].tolist()
+    return out[: out.index(stop)] if stop in out else out
+
+
+def test_greedy_tokens_match_transformers_including_early_stops(lively_model, prompts):
+    engine = Engine(lively_model, torch.float32)
+    free = generate_tokens(engine, prompts, 12, stop_ids=[], pad_id=2, temperature=0)
+    assert all(len(o) == 12 for o in free)
+    first_new = next(j for j in range(1, 12) if free[0][j] not in free[0][:j])
+    stop = free[0][first_new]  # row 0 stops early, others when/if they meet it: exercises compaction
+    fast = generate_tokens(engine, prompts, 12, stop_ids=[stop], pad_id=2, temperature=0)
+    assert len(fast[0]) == first_new
+    for prompt, tokens in zip(prompts, fast):
+        assert tokens == hf_greedy(lively_model, prompt, 12, stop)
+
+
+def test_sampling_repeats_under_a_seed_and_respects_top_p(lively_model, prompts):
+    engine = Engine(lively_model, torch.bfloat16)
+    a = generate_tokens(engine, prompts, 6, [2], 2, temperature=1.0, seed=3)
+    assert a == generate_tokens(engine, prompts, 6, [2], 2, temperature=1.0, seed=3)
+    tight = generate_tokens(engine, prompts, 6, [2], 2, temperature=1.0, top_p=1e-6, seed=5)
+    greedy = generate_tokens(engine, prompts, 6, [2], 2, temperature=0)
+    assert tight == greedy  # top_p -> 0 keeps only the most likely token
+
+
+def test_tree_pass_on_the_cache_matches_the_single_pass_tree(tiny_checkpoint, tiny_model, embedded_tokenizer):
+    fast = HFChatModel(tiny_model, embedded_tokenizer, spec="t", identity="t", fast=True)
+    simple = HFChatModel(tiny_model, embedded_tokenizer, spec="t", identity="t", fast=False)
+    assert fast.fast and not simple.fast
+    for a, b in zip(fast.number_probs(CONVERSATIONS), simple.number_probs(CONVERSATIONS)):
+        assert set(a) == set(range(101))
+        assert max(abs(a[k] - b[k]) for k in range(101)) < 1e-6
+    top_fast = fast.next_token_logprobs(CONVERSATIONS, top_k=5)
+    top_simple = simple.next_token_logprobs(CONVERSATIONS, top_k=5)
+    for a, b in zip(top_fast, top_simple):
+        assert list(a) == list(b)
+        assert list(a.values()) == pytest.approx(list(b.values()), abs=1e-4)
+
+
+def test_fast_and_simple_generation_agree(lively_model, embedded_tokenizer):
+    fast = HFChatModel(lively_model, embedded_tokenizer, spec="t", identity="t", autocast=False, fast=True)
+    simple = HFChatModel(lively_model, embedded_tokenizer, spec="t", identity="t", autocast=False, fast=False)
+    greedy = SamplingParams(temperature=0, max_new_tokens=8, n=2)
+    assert fast.generate(CONVERSATIONS, greedy) == simple.generate(CONVERSATIONS, greedy)
+    sampled = SamplingParams(temperature=1.0, max_new_tokens=8, n=3, seed=1)
+    counts = [len(r) for r in fast.generate(CONVERSATIONS, sampled)]
+    assert counts == [len(r) for r in simple.generate(CONVERSATIONS, sampled)] == [3] * len(CONVERSATIONS)
+
+
+def test_qwen2_biases_are_supported(embedded_tokenizer, prompts):
+    torch.manual_seed(0)
+    cfg = Qwen2Config(
+        vocab_size=len(embedded_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False,
+    )
+    model = Qwen2ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.q_proj.bias.normal_()  # random init leaves biases at zero; make them matter
+    assert unsupported_reason(model) is None
+    engine = Engine(model, torch.float32)
+    _, hidden, _ = prefill(engine, prompts[:2], 0, pad_id=2)
+    for row, prompt in enumerate(prompts[:2]):
+        torch.testing.assert_close(engine.logits(hidden)[row], hf_last_logits(model, prompt), rtol=1e-4, atol=1e-4)
+
+
+def test_other_architectures_fall_back_to_transformers(embedded_tokenizer):
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(embedded_tokenizer), n_embd=32, n_layer=1, n_head=2)).eval()
+    assert "gpt2" in unsupported_reason(model)
+    chat = HFChatModel(model, embedded_tokenizer, spec="t", identity="t")
+    assert not chat.fast
+    with pytest.raises(ValueError, match="cannot run this model"):
+        Engine(model)
+
+
+def test_fast_judge_matches_naive_scoring_on_its_own(tiny_model, embedded_tokenizer, prompts):
+    digits = digit_token_ids(embedded_tokenizer)
+    tree = build_digit_tree(digits)
+    simple = HFChatModel(tiny_model, embedded_tokenizer, spec="t", identity="t", fast=False)
+    engine = Engine(tiny_model, torch.float32)
+    dists = fast_number_probs(engine, prompts[:2], tree, digits, simple.continues_number(), pad_id=2)
+    for conv, dist in zip(CONVERSATIONS[:2], dists):
+        naive = simple.naive_number_probs(conv)
+        assert max(abs(dist[k] - naive[k]) for k in range(101)) < 1e-6
