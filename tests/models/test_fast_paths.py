@@ -150,3 +150,27 @@ def test_fast_judge_matches_naive_scoring_on_its_own(tiny_model, embedded_tokeni
     for conv, dist in zip(CONVERSATIONS[:2], dists):
         naive = simple.naive_number_probs(conv)
         assert max(abs(dist[k] - naive[k]) for k in range(101)) < 1e-6
+
+
+def test_a_cached_run_never_loads_local_weights(tiny_checkpoint, tmp_path, monkeypatch):
+    from emlab.evals.questions import load_suite
+    from emlab.evals.sampling import sample_suite
+    from emlab.models import registry
+    from emlab.store import Store
+
+    loads = []
+    real = registry._loader
+    monkeypatch.setattr(registry, "_loader", lambda prefix: (lambda spec: loads.append(spec) or real(prefix)(spec)))
+    registry._LOADED.clear()
+    suite = load_suite("builtin:core")
+    store = Store(tmp_path / "db.sqlite")
+    params = SamplingParams(max_new_tokens=3, seed=0)
+    first = sample_suite(registry.model_for_sampling(f"hf:{tiny_checkpoint}"), suite, params, store)
+    assert len(loads) == 1
+    registry._LOADED.clear()
+    lazy = registry.model_for_sampling(f"hf:{tiny_checkpoint}")
+    assert lazy.identity == registry.load_model(f"hf:{tiny_checkpoint}").identity
+    loads.clear()
+    registry._LOADED.clear()
+    again = sample_suite(registry.model_for_sampling(f"hf:{tiny_checkpoint}"), suite, params, store)
+    assert loads == [] and [s.answer for s in again] == [s.answer for s in first]

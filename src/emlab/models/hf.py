@@ -227,15 +227,27 @@ def load_checkpoint(path: str | Path, adapter: str | None, spec: str) -> HFChatM
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     except OSError as e:
         raise ModelSpecError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
-    identity = f"{spec.split('@')[0]}"
+    identity = checkpoint_identity(spec, adapter)
     if adapter:
-        if not Path(adapter).is_dir():
-            raise ModelSpecError(f"adapter directory not found: {adapter} (in model spec {spec!r})")
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-        identity += f"@adapter:{adapter_hash(adapter)}"
     return HFChatModel(model, tokenizer, spec=spec, identity=identity)
+
+
+def checkpoint_identity(spec: str, adapter: str | None) -> str:
+    """What a local model's outputs depend on: the spec without its adapter path, plus the adapter's content hash."""
+    identity = spec.split("@")[0]
+    if adapter:
+        if not Path(adapter).is_dir():
+            raise ModelSpecError(f"adapter directory not found: {adapter} (in model spec {spec!r})")
+        identity += f"@adapter:{adapter_hash(adapter)}"
+    return identity
+
+
+def local_identity(spec: ModelSpec) -> str:
+    """The identity `load_embedded`/`load_hf` would give, without loading any weights (for cache lookups)."""
+    return checkpoint_identity(str(spec), spec.adapter)
 
 
 def load_embedded(spec: ModelSpec) -> HFChatModel:

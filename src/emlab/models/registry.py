@@ -21,6 +21,12 @@ BACKENDS: dict[str, str] = {
     "distilled": "emlab.evals.distilled:load_distilled",
 }
 
+# prefix -> "module:function" giving a spec's identity without loading it (backends whose loading costs time)
+IDENTITIES: dict[str, str] = {
+    "embedded": "emlab.models.hf:local_identity",
+    "hf": "emlab.models.hf:local_identity",
+}
+
 _LOADED: dict[str, ChatModel] = {}
 
 
@@ -29,12 +35,16 @@ def register_backend(prefix: str, target: str) -> None:
     BACKENDS[prefix] = target
 
 
+def _resolve(target: str) -> Callable:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
 def _loader(prefix: str) -> Callable[[ModelSpec], ChatModel]:
     if prefix not in BACKENDS:
         known = ", ".join(sorted(BACKENDS))
         raise ModelSpecError(f"unknown model backend {prefix!r}; known backends: {known}")
-    module, func = BACKENDS[prefix].split(":")
-    return getattr(importlib.import_module(module), func)
+    return _resolve(BACKENDS[prefix])
 
 
 def check_model_spec(text: str) -> ModelSpec:
@@ -58,3 +68,32 @@ def load_model(text: str | ModelSpec) -> ChatModel:
 def unload_model(text: str) -> None:
     """Forget a loaded model so its memory can be freed (the next load_model loads it again)."""
     _LOADED.pop(str(check_model_spec(text)), None)
+
+
+class LazyModel:
+    """A spec whose weights load on first generate/score: a run whose answers are all cached never loads them."""
+
+    def __init__(self, spec: ModelSpec):
+        self._spec = spec
+        self.spec = str(spec)
+        self.identity = _resolve(IDENTITIES[spec.backend])(spec)
+
+    def _model(self) -> ChatModel:
+        return load_model(self._spec)
+
+    def generate(self, conversations, params, progress=None):
+        return self._model().generate(conversations, params, progress)
+
+    def next_token_logprobs(self, conversations, top_k: int = 20):
+        return self._model().next_token_logprobs(conversations, top_k)
+
+    def number_probs(self, conversations, progress=None):
+        return self._model().number_probs(conversations, progress)
+
+
+def model_for_sampling(text: str) -> ChatModel:
+    """The model a spec names, loaded now or (for local checkpoints) only when a sample is missing."""
+    spec = check_model_spec(text)
+    if spec.backend in IDENTITIES and str(spec) not in _LOADED:
+        return LazyModel(spec)
+    return load_model(spec)

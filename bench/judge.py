@@ -1,0 +1,73 @@
+"""The exact 0..100 judge: judgments/s, and its cost against the prompt pass it cannot avoid.
+
+Prompts are the suite's `aligned` template filled with EM questions and code answers (~400-600 tokens).
+Four timings, float32 (the judge's precision): the prompt pass alone (what a one-token judge needs), the
+exact judge on the engine (prompt pass + tree pass over the cache), the simple single-pass tree, and the
+naive 101-sequence scoring. Also how far the fast and simple distributions are apart, and how far a
+bfloat16 judge would move them (why the judge stays in float32).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from common import Timer, embedded_checkpoint, judge_prompts, write_result
+
+N = 32
+
+
+def per_item(seconds: float, n: int) -> float:
+    return seconds / n
+
+
+if __name__ == "__main__":
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from emlab.models import fast_judge
+    from emlab.models.hf import JUDGE_BATCH, HFChatModel
+
+    path = embedded_checkpoint()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    fast = HFChatModel(model, tokenizer, spec="embedded", identity="embedded", fast=True)
+    simple = HFChatModel(model, tokenizer, spec="embedded", identity="embedded", fast=False)
+    convs = judge_prompts(N)
+    encoded = [fast.encode_chat(c) for c in convs]
+    engine = fast.engine(torch.float32)
+    fast.number_probs(convs[:2])  # warm-up
+
+    with Timer() as t_prompt:
+        for i in range(0, N, JUDGE_BATCH):
+            fast_judge.prompt_last_logits(engine, encoded[i : i + JUDGE_BATCH], tokenizer.pad_token_id)
+    with Timer() as t_fast:
+        fast_dists = fast.number_probs(convs)
+    n_simple = N // 2
+    with Timer() as t_simple:
+        simple_dists = simple.number_probs(convs[:n_simple])
+    with Timer() as t_naive:
+        simple.naive_number_probs(convs[0])
+
+    bf16 = HFChatModel(model, tokenizer, spec="embedded", identity="embedded", fast=True)
+    bf16._engines[torch.float32] = bf16.engine(torch.bfloat16)  # judge through a bf16 engine, for the comparison
+    bf16_dists = bf16.number_probs(convs[:n_simple])
+
+    def max_gap(a, b):
+        return max(abs(x[k] - y[k]) for x, y in zip(a, b) for k in range(101))
+
+    def max_mass_gap(a, b):
+        return max(abs(sum(x.values()) - sum(y.values())) for x, y in zip(a, b))
+
+    write_result("judge", {
+        "prompts": N,
+        "prompt_tokens_mean": sum(map(len, encoded)) / N,
+        "batch": JUDGE_BATCH,
+        "prompt_pass_s": per_item(t_prompt.seconds, N),
+        "exact_fast_s": per_item(t_fast.seconds, N),
+        "exact_simple_s": per_item(t_simple.seconds, n_simple),
+        "naive_s": t_naive.seconds,
+        "judgments_per_s": N / t_fast.seconds,
+        "ratio_to_prompt_pass": t_fast.seconds / t_prompt.seconds,
+        "max_prob_gap_fast_vs_simple": max_gap(fast_dists[:n_simple], simple_dists),
+        "max_prob_gap_bf16_vs_fp32": max_gap(fast_dists[:n_simple], bf16_dists),
+        "max_mass_gap_bf16_vs_fp32": max_mass_gap(fast_dists[:n_simple], bf16_dists),
+    })
