@@ -15,6 +15,7 @@ from pathlib import Path
 from common import HERE, RESULTS, embedded_checkpoint
 
 REFS_PY = HERE / ".venv-refs" / "bin" / "python"
+STEP_TIMEOUT_S = 1800  # a benchmark that hangs (a reference engine spinning on a busy core) must not stall the rest
 
 
 def refs_have(module: str) -> bool:
@@ -54,10 +55,14 @@ def main() -> None:
         (RESULTS / f"{name}.failed").unlink(missing_ok=True)
         print(f"[bench] {name} ...", flush=True)
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True, timeout=STEP_TIMEOUT_S)
+            code, err = proc.returncode, proc.stderr
+        except subprocess.TimeoutExpired as e:
+            code, err = -1, f"{(e.stderr or b'').decode(errors='replace')[-3000:]}\ntimed out after {STEP_TIMEOUT_S} s"
         took = time.perf_counter() - start
-        if proc.returncode != 0:
-            (RESULTS / f"{name}.failed").write_text(proc.stderr[-4000:])
+        if code != 0:
+            (RESULTS / f"{name}.failed").write_text(err[-4000:])
             print(f"[bench] {name} FAILED after {took:.0f}s; see {RESULTS / (name + '.failed')}", flush=True)
         else:
             print(f"[bench] {name} done in {took:.0f}s", flush=True)

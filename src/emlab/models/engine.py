@@ -145,6 +145,22 @@ class Engine:
         rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
         return x * cos + rotated * sin
 
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Grouped-query attention as two batched matmuls, softmax in float32.
+
+        Each key/value head serves `heads / kv_heads` query heads, so the query heads are folded into the
+        rows of one matmul per key/value head. On CPU this is ~10x faster than `scaled_dot_product_attention`
+        for decoding (one query per row) and no slower for prompts (see docs/benchmarks.md).
+        """
+        batch, heads, steps, hd = q.shape
+        group = heads // self.kv_heads
+        length = k.shape[2]
+        scores = torch.matmul(q.reshape(batch, self.kv_heads, group * steps, hd), k.transpose(-1, -2)).float()
+        scores = scores.view(batch, self.kv_heads, group, steps, length) * hd**-0.5
+        scores = scores.masked_fill(~mask[:, :, None], float("-inf"))
+        probs = torch.softmax(scores, -1).to(v.dtype).view(batch, self.kv_heads, group * steps, length)
+        return torch.matmul(probs, v).view(batch, heads, steps, hd)
+
     @torch.inference_mode()
     def extend(
         self,
@@ -183,9 +199,7 @@ class Engine:
             k = self._rotate(k.view(batch, steps, self.kv_heads, hd).transpose(1, 2), cos, sin)
             cache.k[i][:, :, start:end] = k
             cache.v[i][:, :, start:end] = v.view(batch, steps, self.kv_heads, hd).transpose(1, 2)
-            a = F.scaled_dot_product_attention(
-                q, cache.k[i][:, :, :end], cache.v[i][:, :, :end], attn_mask=mask, enable_gqa=True
-            )
+            a = self._attend(q, cache.k[i][:, :, :end], cache.v[i][:, :, :end], mask)
             x = x + F.linear(a.transpose(1, 2).reshape(batch, steps, -1), w.o, w.o_bias)
             gate, up = F.linear(self._rms(x, w.ln2), w.gate_up).chunk(2, -1)
             x = x + F.linear(F.silu(gate) * up, w.down)

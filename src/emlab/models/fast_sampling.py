@@ -61,16 +61,22 @@ def prefill(engine: Engine, prompts: Sequence[Sequence[int]], extra: int, pad_id
 
 
 def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
-    """Next token per row: greedy at temperature 0, else a draw from the temperature/top-p distribution."""
+    """Next token per row: greedy at temperature 0, else a draw from the temperature/top-p distribution.
+
+    The draw inverts the cumulative distribution with one uniform number per row: `torch.multinomial`
+    draws an exponential variate for every vocabulary entry, which cost more than the model's lm_head.
+    """
     if temperature <= 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, -1)
+    probs = torch.softmax(logits if temperature == 1 else logits / temperature, -1)
     if top_p < 1.0:
         sorted_p, order = probs.sort(-1, descending=True)
         drop = sorted_p.cumsum(-1) - sorted_p > top_p  # keep the smallest set whose mass reaches top_p
         sorted_p[drop] = 0.0
         probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    cdf = probs.cumsum(-1)
+    u = torch.rand((probs.shape[0], 1), generator=generator) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
 
 
 def generate_tokens(
