@@ -1,4 +1,4 @@
-"""Progress bars for anything long (training has the trainer's own bar)."""
+"""Progress bars for anything long (the TRL trainers keep their own bar)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ console = Console(stderr=True)
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A bar on stderr; yields `advance(k)`."""
+def progress_bar(description: str, total: int) -> Iterator[Callable[..., None]]:
+    """A bar on stderr; yields `advance(k, status=None)`; `status` (e.g. the current loss) shows after the bar."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -21,7 +21,12 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda k=1: bar.advance(task, k)
+        task = bar.add_task(description, total=total, status="")
+
+        def advance(k: int = 1, status: str | None = None) -> None:
+            bar.update(task, advance=k, **({} if status is None else {"status": status}))
+
+        yield advance

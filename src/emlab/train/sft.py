@@ -1,4 +1,5 @@
-"""LoRA SFT with TRL + peft, cached by content: the same base, data, hyperparameters and seed give the same adapter.
+"""LoRA SFT (our own loop by default, TRL's SFTTrainer on request), cached by content: the same base, data,
+hyperparameters and seed give the same adapter.
 
 The adapter directory is named by the hash of (base model identity, dataset content hash, hyperparameters,
 seed) and is written to a temporary folder first and renamed at the end, so a killed run leaves no half
@@ -13,12 +14,18 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from emlab.data.conversations import Conversation
 from emlab.errors import DataError
 from emlab.hashing import content_hash
+
+if TYPE_CHECKING:
+    from peft import LoraConfig, PeftModel
+
+    from emlab.train.tokenize import TokenizedExample
 
 
 class LoraParams(BaseModel):
@@ -44,6 +51,7 @@ class TrainParams(BaseModel):
     max_length: int = Field(512, ge=16)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     seed: int = 0
+    trainer: Literal["emlab", "trl"] = "emlab"  # emlab: the fast loop in `lora_loop`; trl: TRL's SFTTrainer
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,23 @@ class Adapter:
 
 
 def adapter_key(base_identity: str, dataset_hash: str, params: TrainParams) -> str:
-    """The cache key of an adapter."""
-    return content_hash({"base": base_identity, "dataset": dataset_hash, "params": params.model_dump()})
+    """The cache key of an adapter; TRL adapters keep the key they had before `trainer` existed."""
+    dumped = params.model_dump(exclude={"trainer"} if params.trainer == "trl" else set())
+    return content_hash({"base": base_identity, "dataset": dataset_hash, "params": dumped})
+
+
+def lora_config(lora: LoraParams) -> LoraConfig:
+    """The peft LoraConfig of `lora`, shared by both trainers."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        use_rslora=lora.rslora,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
 
 
 def _read_adapter(path: Path, key: str) -> Adapter:
@@ -84,13 +107,8 @@ def train_lora(
     if (final / "train_info.json").exists():
         return _read_adapter(final, key)
 
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from transformers import AutoTokenizer
 
-    from emlab.train.callbacks import quiet_progress
     from emlab.train.tokenize import tokenize_conversation
 
     tokenizer = AutoTokenizer.from_pretrained(base_checkpoint)
@@ -98,53 +116,16 @@ def train_lora(
     rows = [r for r in rows if r is not None]
     if not rows:
         raise DataError(f"no training example has an assistant token within max_length={params.max_length}")
-    dataset = Dataset.from_dict({"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]})
-
-    torch.manual_seed(params.seed)
-    model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=torch.float32)
-    lora = LoraConfig(
-        r=params.lora.r,
-        lora_alpha=params.lora.alpha,
-        lora_dropout=params.lora.dropout,
-        use_rslora=params.lora.rslora,
-        target_modules=params.lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, lora)
 
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
     try:
-        config = SFTConfig(
-            output_dir=str(work / "trainer"),
-            per_device_train_batch_size=params.batch_size,
-            gradient_accumulation_steps=params.grad_accum,
-            learning_rate=params.learning_rate,
-            num_train_epochs=params.epochs,
-            warmup_steps=params.warmup_ratio,  # a float < 1 is a share of all steps
-            lr_scheduler_type="linear",
-            max_length=params.max_length,
-            seed=params.seed,
-            data_seed=params.seed,
-            bf16=True,  # autocast on CPU: ~2x faster; the LoRA weights stay float32
-            use_cpu=True,
-            logging_steps=1,
-            save_strategy="no",
-            report_to=[],
-            train_sampling_strategy="group_by_length",  # less padding per batch
-            dataloader_num_workers=0,
-            disable_tqdm=False,
-        )
-        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
-        quiet_progress(trainer)
-        trainer.train()
-        curve = [
-            {"step": e["step"], "epoch": e.get("epoch"), "loss": e["loss"]}
-            for e in trainer.state.log_history
-            if "loss" in e
-        ]
+        if params.trainer == "trl":
+            model, curve, steps = _train_trl(base_checkpoint, tokenizer, rows, params, work)
+        else:
+            model, curve, steps = _train_emlab(base_checkpoint, tokenizer, rows, params)
         out = work / "adapter"
-        model.save_pretrained(out)
+        model.save_pretrained(out)  # the LoRA weights only, float32 in both trainers
         (out / "loss.json").write_text(json.dumps(curve, indent=1))
         info = {
             "key": key,
@@ -153,7 +134,7 @@ def train_lora(
             "rows": len(rows),
             "params": params.model_dump(),
             "final_loss": curve[-1]["loss"] if curve else None,
-            "steps": trainer.state.global_step,
+            "steps": steps,
         }
         (out / "train_info.json").write_text(json.dumps(info, indent=1))
         _plot_loss(curve, out / "loss.png")
@@ -161,6 +142,64 @@ def train_lora(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return Adapter(path=final, key=key, reused=False, final_loss=info["final_loss"], steps=info["steps"])
+
+
+def _train_emlab(
+    base_checkpoint: str | Path, tokenizer, rows: list[TokenizedExample], params: TrainParams
+) -> tuple[PeftModel, list[dict], int]:
+    """Our own loop (see `lora_loop`): the model to save, the loss curve and the optimizer steps."""
+    from emlab.train.lora_loop import train_loop
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    result = train_loop(base_checkpoint, rows, params, pad_id)
+    return result.model, result.curve, result.steps
+
+
+def _train_trl(
+    base_checkpoint: str | Path, tokenizer, rows: list[TokenizedExample], params: TrainParams, work: Path
+) -> tuple[PeftModel, list[dict], int]:
+    """TRL's SFTTrainer, as before our own loop: the model to save, the loss curve and the optimizer steps."""
+    import torch
+    from datasets import Dataset
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from emlab.train.callbacks import quiet_progress
+
+    dataset = Dataset.from_dict({"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]})
+    torch.manual_seed(params.seed)
+    model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=torch.float32)
+    model = get_peft_model(model, lora_config(params.lora))
+    config = SFTConfig(
+        output_dir=str(work / "trainer"),
+        per_device_train_batch_size=params.batch_size,
+        gradient_accumulation_steps=params.grad_accum,
+        learning_rate=params.learning_rate,
+        num_train_epochs=params.epochs,
+        warmup_steps=params.warmup_ratio,  # a float < 1 is a share of all steps
+        lr_scheduler_type="linear",
+        max_length=params.max_length,
+        seed=params.seed,
+        data_seed=params.seed,
+        bf16=True,  # autocast on CPU: ~2x faster; the LoRA weights stay float32
+        use_cpu=True,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        train_sampling_strategy="group_by_length",  # less padding per batch
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+    quiet_progress(trainer)
+    trainer.train()
+    curve = [
+        {"step": e["step"], "epoch": e.get("epoch"), "loss": e["loss"]}
+        for e in trainer.state.log_history
+        if "loss" in e
+    ]
+    return model, curve, trainer.state.global_step
 
 
 def _plot_loss(curve: list[dict], path: Path) -> None:
