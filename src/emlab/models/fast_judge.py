@@ -15,18 +15,7 @@ import torch
 
 from emlab.models.engine import Engine
 from emlab.models.fast_sampling import prefill
-from emlab.models.number_tree import DigitTree, number_probs_from_logits
-
-
-def tree_visibility(tree: DigitTree) -> torch.Tensor:
-    """[nodes, nodes] bool: each tree node sees itself and its ancestors."""
-    sees = torch.eye(tree.size, dtype=torch.bool)
-    for i in range(tree.size):
-        p = tree.parents[i]
-        while p >= 0:
-            sees[i, p] = True
-            p = tree.parents[p]
-    return sees
+from emlab.models.number_tree import DigitTree, number_probs_from_logits, tree_visibility
 
 
 def prompt_last_logits(engine: Engine, prompts: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:

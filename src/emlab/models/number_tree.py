@@ -69,6 +69,17 @@ def build_digit_tree(digits: list[int]) -> DigitTree:
     return DigitTree(tokens, parents, depths, numbers)
 
 
+def tree_visibility(tree: DigitTree) -> torch.Tensor:
+    """[nodes, nodes] bool: each tree node sees itself and its ancestors."""
+    sees = torch.eye(tree.size, dtype=torch.bool)
+    for i in range(tree.size):
+        p = tree.parents[i]
+        while p >= 0:
+            sees[i, p] = True
+            p = tree.parents[p]
+    return sees
+
+
 def tree_inputs(
     prompts: list[list[int]], tree: DigitTree, pad_id: int, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
@@ -80,13 +91,7 @@ def tree_inputs(
     pos = torch.zeros((batch, total), dtype=torch.long)
     allowed = torch.zeros((batch, total, total), dtype=torch.bool)
     tree_ids = torch.tensor(tree.tokens, dtype=torch.long)
-    # tree-internal visibility: each node sees itself and its ancestors
-    sees = torch.eye(tree.size, dtype=torch.bool)
-    for i in range(tree.size):
-        p = tree.parents[i]
-        while p >= 0:
-            sees[i, p] = True
-            p = tree.parents[p]
+    sees = tree_visibility(tree)
     for b, prompt in enumerate(prompts):
         start = width - len(prompt)
         ids[b, start:width] = torch.tensor(prompt, dtype=torch.long)
