@@ -108,9 +108,9 @@ class Engine:
             )
         self.embed = cast(core.embed_tokens.weight)
         self.norm = cast(core.norm.weight)
-        self.lm_head = cast(model.get_output_embeddings().weight)
-        if model.get_output_embeddings().weight.data_ptr() == core.embed_tokens.weight.data_ptr():
-            self.lm_head = self.embed  # tied: one copy
+        head = model.get_output_embeddings().weight
+        tied = head.data_ptr() == core.embed_tokens.weight.data_ptr()
+        self.lm_head = self.embed if tied else cast(head)  # tied: one copy, cast once
         rotary = core.rotary_emb
         self.inv_freq = rotary.inv_freq.detach().float().clone()
         self.rope_scale = float(getattr(rotary, "attention_scaling", 1.0))
