@@ -187,3 +187,14 @@ def test_token_draws_follow_the_distribution():
     torch.testing.assert_close(counts, probs, atol=0.015, rtol=0)
     top = pick_tokens(logits, 1.0, 0.6, torch.Generator().manual_seed(0))  # top-p keeps {1, 3}
     assert set(top.tolist()) == {1, 3}
+
+
+def test_two_level_draw_matches_the_distribution_across_blocks():
+    from emlab.models.fast_sampling import draw_from
+
+    probs = torch.tensor([0.0, 0.0, 0.0, 0.25, 0.0, 0.0, 0.5, 0.0, 0.25, 0.0, 0.0])  # whole blocks at zero
+    for block in (1, 2, 3, 4, 16):  # 11 is no multiple of 2, 3 or 4: the padded tail is never drawn
+        draws = draw_from(probs.expand(20000, -1).clone() * 7.0, torch.Generator().manual_seed(1), block=block)
+        counts = torch.bincount(draws, minlength=11).float() / len(draws)
+        assert counts[probs == 0].sum() == 0
+        torch.testing.assert_close(counts, probs, atol=0.015, rtol=0)

@@ -16,6 +16,7 @@ from emlab.models.engine import Engine, KVCache
 
 MIN_SHARED_PREFIX = 8  # shorter common prefixes are not worth a separate pass
 COMPACT_SHARE = 0.25  # compact the batch once this share of its rows has finished
+DRAW_BLOCK = 256  # vocabulary block of the two-level token draw
 
 
 def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
@@ -61,11 +62,7 @@ def prefill(engine: Engine, prompts: Sequence[Sequence[int]], extra: int, pad_id
 
 
 def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
-    """Next token per row: greedy at temperature 0, else a draw from the temperature/top-p distribution.
-
-    The draw inverts the cumulative distribution with one uniform number per row: `torch.multinomial`
-    draws an exponential variate for every vocabulary entry, which cost more than the model's lm_head.
-    """
+    """Next token per row: greedy at temperature 0, else a draw from the temperature/top-p distribution."""
     if temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits if temperature == 1 else logits / temperature, -1)
@@ -74,9 +71,34 @@ def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float, generato
         drop = sorted_p.cumsum(-1) - sorted_p > top_p  # keep the smallest set whose mass reaches top_p
         sorted_p[drop] = 0.0
         probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p)
-    cdf = probs.cumsum(-1)
-    u = torch.rand((probs.shape[0], 1), generator=generator) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
+    return draw_from(probs, generator)
+
+
+def _first_above(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index of the first entry of each row's running sum above u, never past the row's last positive entry."""
+    index = torch.searchsorted(cdf, u, right=True).squeeze(-1)
+    last_positive = (cdf < cdf[:, -1:]).sum(-1)  # the first index where the running sum reaches its total
+    return torch.minimum(index, last_positive)
+
+
+def draw_from(probs: torch.Tensor, generator: torch.Generator, block: int = DRAW_BLOCK) -> torch.Tensor:
+    """One draw per row from unnormalised probabilities [B, V] by inverting the CDF in two levels.
+
+    `torch.multinomial` draws an exponential variate for every vocabulary entry, and a full-vocabulary
+    cumsum runs on one core; both cost more than the lm_head. Here the vocabulary is cut into blocks:
+    one uniform number per row picks a block by the running sum of block masses, then a token by the
+    running sum inside that block only. Zero-probability tokens are never drawn.
+    """
+    batch, vocab = probs.shape
+    pad = (-vocab) % block
+    blocks = (torch.nn.functional.pad(probs, (0, pad)) if pad else probs).view(batch, -1, block)
+    block_cdf = blocks.sum(-1).cumsum(-1)  # [B, blocks]
+    u = torch.rand((batch, 1), generator=generator, dtype=block_cdf.dtype) * block_cdf[:, -1:]
+    chosen = _first_above(block_cdf, u)
+    before = torch.where(chosen > 0, block_cdf.gather(1, (chosen - 1).clamp(min=0)[:, None]).squeeze(-1), 0.0)
+    inner = blocks[torch.arange(batch), chosen].cumsum(-1)  # [B, block]
+    offset = _first_above(inner, u - before[:, None])
+    return (chosen * block + offset).clamp_(max=vocab - 1)
 
 
 def generate_tokens(
