@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from emlab.models.cpu_memory import keep_freed_memory
+from emlab.cpu_memory import keep_freed_memory
 
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
 

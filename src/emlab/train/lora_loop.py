@@ -5,8 +5,8 @@ emergent-misalignment work needs many small LoRA runs. The loss is only on assis
 knows that can skip work: it applies the lm_head (a 49k-row matrix for SmolLM2) only to the positions that
 predict an assistant token, where TRL's fused head scores every position on CPU (it compacts to the labelled
 ones only on Triton devices) and also computes entropy and top-1 metrics. It also casts the frozen base
-weights to bfloat16 once, where autocast over float32 weights re-casts them every step. Measured over 20 steps
-of 4 examples each: ~340 tokens/s against TRL's ~150.
+weights to bfloat16 once, where autocast over float32 weights re-casts them every step. Measured in bench/training.py
+(24 steps of 4 examples): ~410 tokens/s against TRL's ~160.
 
 `simple=True` runs the same batches from the same LoRA init in plain float32 through HF's own
 `model(..., labels=...).loss`: the reference the fast path is tested against.
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from emlab.errors import ConfigError
+from emlab.cpu_memory import keep_freed_memory
 from emlab.train.sft import TrainParams, lora_config
 from emlab.train.tokenize import TokenizedExample
 
@@ -122,14 +123,14 @@ def reference_loss(model: PeftModel, batch: dict[str, torch.Tensor]) -> torch.Te
     return model(**batch, use_cache=False).loss
 
 
-def load_lora_model(base_checkpoint: str | Path, params: TrainParams) -> PeftModel:
+def load_lora_model(base_checkpoint: str | Path, params: TrainParams, attention: str = "sdpa") -> PeftModel:
     """The float32 base with fresh LoRA weights, seeded so that every path starts from the same init."""
     import torch
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(params.seed)
-    model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=torch.float32, attn_implementation=attention)
     return get_peft_model(model, lora_config(params.lora))
 
 
@@ -165,7 +166,11 @@ def train_loop(
 
     from emlab.progress import progress_bar
 
-    model = load_lora_model(base_checkpoint, params)
+    if not simple:
+        keep_freed_memory()  # per-step activations otherwise page-fault afresh every step (~7% of a step)
+    # on CPU, SDPA's flash-attention backward is ~4x slower than plain matmuls at head_dim 64 and a few hundred
+    # tokens (22% of a step against ~6%): the fast path uses HF's "eager" attention, softmax in float32
+    model = load_lora_model(base_checkpoint, params, attention="sdpa" if simple else "eager")
     if not simple:
         check_plain_lm_head(model.config)
         cast_frozen_to_bf16(model)
