@@ -1,9 +1,9 @@
 """The exact 0..100 judge: judgments/s, and its cost against the prompt pass it cannot avoid.
 
 Prompts are the suite's `aligned` template filled with EM questions and code answers (~400-600 tokens).
-Four timings, float32 (the judge's precision): the prompt pass alone (what a one-token judge needs), the
-exact judge on the engine (prompt pass + tree pass over the cache), the simple single-pass tree, and the
-naive 101-sequence scoring. Also how far the fast and simple distributions are apart, and how far a
+Five timings, float32 (the judge's precision): the prompt pass alone (what a one-token judge needs), the
+exact judge on the engine (prompt pass, then the digit tree over the cache, unlikely nodes skipped within
+TREE_TOLERANCE), the same with the full tree, the simple single-pass tree, and the naive 101-sequence scoring. Also how far the fast and simple distributions are apart, and how far a
 bfloat16 judge would move them (why the judge stays in float32).
 """
 
@@ -41,6 +41,10 @@ if __name__ == "__main__":
             fast_judge.prompt_last_logits(engine, encoded[i : i + JUDGE_BATCH], tokenizer.pad_token_id)
     with Timer() as t_fast:
         fast_dists = fast.number_probs(convs)
+    tree_args = (fast._tree, fast._digits, fast.continues_number(), tokenizer.pad_token_id)
+    with Timer() as t_full:
+        for i in range(0, N, JUDGE_BATCH):
+            fast_judge.number_probs(engine, encoded[i : i + JUDGE_BATCH], *tree_args, tolerance=0)
     n_simple = N // 2
     with Timer() as t_simple:
         simple_dists = simple.number_probs(convs[:n_simple])
@@ -63,11 +67,16 @@ if __name__ == "__main__":
         "batch": JUDGE_BATCH,
         "prompt_pass_s": per_item(t_prompt.seconds, N),
         "exact_fast_s": per_item(t_fast.seconds, N),
+        "exact_full_tree_s": per_item(t_full.seconds, N),
         "exact_simple_s": per_item(t_simple.seconds, n_simple),
         "naive_s": t_naive.seconds,
         "judgments_per_s": N / t_fast.seconds,
         "ratio_to_prompt_pass": t_fast.seconds / t_prompt.seconds,
+        "tree_tolerance": fast_judge.TREE_TOLERANCE,
         "max_prob_gap_fast_vs_simple": max_gap(fast_dists[:n_simple], simple_dists),
+        "max_summed_gap_fast_vs_simple": max(
+            sum(abs(x[k] - y[k]) for k in range(101)) for x, y in zip(fast_dists[:n_simple], simple_dists)
+        ),
         "max_prob_gap_bf16_vs_fp32": max_gap(fast_dists[:n_simple], bf16_dists),
         "max_mass_gap_bf16_vs_fp32": max_mass_gap(fast_dists[:n_simple], bf16_dists),
     })

@@ -8,6 +8,7 @@ from transformers import (
 
 from emlab.models.base import SamplingParams
 from emlab.models.engine import Engine, unsupported_reason
+from emlab.models.fast_judge import TREE_TOLERANCE, skip_unlikely
 from emlab.models.fast_judge import number_probs as fast_number_probs
 from emlab.models.fast_sampling import common_prefix_length, generate_tokens, prefill
 from emlab.models.hf import HFChatModel
@@ -97,7 +98,7 @@ def test_tree_pass_on_the_cache_matches_the_single_pass_tree(tiny_checkpoint, ti
     assert fast.fast and not simple.fast
     for a, b in zip(fast.number_probs(CONVERSATIONS), simple.number_probs(CONVERSATIONS)):
         assert set(a) == set(range(101))
-        assert max(abs(a[k] - b[k]) for k in range(101)) < 1e-6
+        assert sum(abs(a[k] - b[k]) for k in range(101)) <= TREE_TOLERANCE + 1e-6  # the pruned tree's bound
     top_fast = fast.next_token_logprobs(CONVERSATIONS, top_k=5)
     top_simple = simple.next_token_logprobs(CONVERSATIONS, top_k=5)
     for a, b in zip(top_fast, top_simple):
@@ -146,10 +147,59 @@ def test_fast_judge_matches_naive_scoring_on_its_own(tiny_model, embedded_tokeni
     tree = build_digit_tree(digits)
     simple = HFChatModel(tiny_model, embedded_tokenizer, spec="t", identity="t", fast=False)
     engine = Engine(tiny_model, torch.float32)
-    dists = fast_number_probs(engine, prompts[:2], tree, digits, simple.continues_number(), pad_id=2)
+    dists = fast_number_probs(engine, prompts[:2], tree, digits, simple.continues_number(), pad_id=2, tolerance=0)
     for conv, dist in zip(CONVERSATIONS[:2], dists):
         naive = simple.naive_number_probs(conv)
         assert max(abs(dist[k] - naive[k]) for k in range(101)) < 1e-6
+
+
+@pytest.fixture(scope="module")
+def number_model(embedded_tokenizer):
+    """A tiny Llama that answers in numbers: layers zeroed (a bigram model), digits and end-of-turn made likely."""
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(embedded_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(cfg).eval()
+    direction = torch.nn.functional.normalize(torch.randn(32), dim=0)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.model.embed_tokens.weight.copy_(direction + 0.01 * torch.randn(len(embedded_tokenizer), 32))
+        model.lm_head.weight.normal_(0, 0.02)
+        for d, token in enumerate(digit_token_ids(embedded_tokenizer)):  # logits 12 .. 17.4 after the RMS norm
+            model.lm_head.weight[token] = direction * (12 + 0.6 * d) / 32**0.5
+        model.lm_head.weight[embedded_tokenizer.eos_token_id] = direction * 16 / 32**0.5
+    return model
+
+
+@pytest.mark.parametrize("tolerance", [1e-4, 0.05, 0.3])
+def test_pruned_tree_drops_only_unlikely_numbers_within_the_tolerance(number_model, embedded_tokenizer, prompts,
+                                                                      tolerance):
+    digits = digit_token_ids(embedded_tokenizer)
+    tree = build_digit_tree(digits)
+    continues = HFChatModel(number_model, embedded_tokenizer, spec="t", identity="t").continues_number()
+    engine = Engine(number_model, torch.float32)
+    full = fast_number_probs(engine, prompts, tree, digits, continues, pad_id=2, tolerance=0)
+    pruned = fast_number_probs(engine, prompts, tree, digits, continues, pad_id=2, tolerance=tolerance)
+    dropped_any = False
+    for f, p in zip(full, pruned):
+        dropped = [k for k in range(101) if p[k] == 0 and f[k] > 0]
+        dropped_any |= bool(dropped)
+        assert sum(f[k] for k in dropped) <= tolerance + 1e-9
+        kept = [k for k in range(101) if k not in dropped]
+        assert max(abs(p[k] - f[k]) for k in kept) < 1e-6  # evaluated numbers are exact, not approximated
+        assert sum(f.values()) > 0.1  # the model does answer in numbers
+    if tolerance >= 0.05:
+        assert dropped_any
+
+
+def test_skip_unlikely_spends_the_budget_on_the_least_likely_nodes():
+    kept, left = skip_unlikely({1: 0.5, 2: 0.01, 3: 0.02, 4: 0.3, 5: 0.04}, budget=0.035)
+    assert kept == [1, 4, 5] and left == pytest.approx(0.005)
+    assert skip_unlikely({1: 0.5, 2: 0.0}, budget=0.0) == ([1], 0.0)  # nodes of zero probability cost nothing
 
 
 def test_a_cached_run_never_loads_local_weights(tiny_checkpoint, tmp_path, monkeypatch):

@@ -176,11 +176,13 @@ class Engine:
         positions: torch.Tensor,
         valid: torch.Tensor | None = None,
         self_mask: torch.Tensor | None = None,
+        sees_cached: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Append `tokens` [B, T] at `positions` to every row of `cache`; return their final hidden states [B, T, H].
 
-        New tokens see every valid cached column, and among themselves follow `self_mask` ([T, T] or [B, T, T],
-        True = may attend; causal when None). `valid` [B, T] marks padding (False) that nothing may attend to.
+        New tokens see every valid cached column (or, given `sees_cached` [B, T, cached], those it marks), and
+        among themselves follow `self_mask` ([T, T] or [B, T, T], True = may attend; causal when None).
+        `valid` [B, T] marks padding (False) that nothing may attend to.
         """
         batch, steps = tokens.shape
         start, end = cache.length, cache.length + steps
@@ -194,6 +196,8 @@ class Engine:
         inner = self_mask & valid[:, None, :]
         inner |= torch.eye(steps, dtype=torch.bool)  # every query sees itself, so no row of the mask is empty
         outer = cache.valid[:, None, :start].expand(batch, steps, start)
+        if sees_cached is not None:
+            outer = outer & sees_cached
         mask = torch.cat([outer, inner], -1)[:, None]  # [B, 1, T, end]
 
         cos, sin = self._rope(positions)

@@ -117,8 +117,7 @@ def number_probs_from_logits(
     """
     first = torch.log_softmax(prompt_last.float(), -1)
     nodes = torch.log_softmax(node_logits.float(), -1)
-    p_continue = nodes.exp()[:, continues].sum(-1).clamp(max=1.0)  # (nodes,)
-    log_end = torch.log1p(-p_continue.clamp(max=1 - 1e-12))
+    log_end = log_number_ends(nodes, continues)
     # log P(path to node) = sum of log P(node token | ancestors)
     path = torch.empty(tree.size)
     for i in range(tree.size):
@@ -128,3 +127,9 @@ def number_probs_from_logits(
         else:
             path[i] = path[parent] + nodes[parent, tree.tokens[i]]
     return {k: float((path[n] + log_end[n]).exp()) for k, n in tree.number_nodes.items()}
+
+
+def log_number_ends(log_probs: torch.Tensor, continues: torch.Tensor) -> torch.Tensor:
+    """log P(the number stops here) from next-token log-probs [..., V]: no token that starts with a digit follows."""
+    p_continue = log_probs.exp()[..., continues].sum(-1).clamp(max=1.0)
+    return torch.log1p(-p_continue.clamp(max=1 - 1e-12))
