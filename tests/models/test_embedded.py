@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from emlab.models.embedded import embedded_checkpoint, gguf_path
+from emlab.models.fast_judge import TREE_TOLERANCE
 from emlab.models.registry import load_model
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,8 @@ def test_exact_judge_distribution_on_the_real_model():
     model = load_model("embedded:smollm2-135m")
     fast = model.number_probs([CONV])[0]
     slow = model.naive_number_probs(CONV)
-    assert max(abs(fast[k] - slow[k]) for k in range(101)) < 1e-5
+    # the digit tree may skip nodes worth TREE_TOLERANCE of probability in total; float32 rounding adds ~1e-6
+    assert sum(abs(fast[k] - slow[k]) for k in range(101)) < TREE_TOLERANCE + 1e-5
     assert 0 < sum(fast.values()) <= 1
 
 

@@ -54,6 +54,7 @@ class HFChatModel:
         self._digits = number_tree.digit_token_ids(tokenizer)
         self._tree = number_tree.build_digit_tree(self._digits) if self._digits else None
         self._continues: torch.Tensor | None = None
+        self.tree_tolerance = fast_judge.TREE_TOLERANCE  # probability the fast judge may skip (0: the full tree)
 
     # -- prompts -----------------------------------------------------------------------------------------
     def encode_chat(self, conversation: Conversation) -> list[int]:
@@ -179,7 +180,7 @@ class HFChatModel:
             if self.fast:
                 probs = fast_judge.number_probs(
                     self.engine(torch.float32), [prompts[i] for i in chunk], self._tree, self._digits,
-                    self.continues_number(), self.tokenizer.pad_token_id,
+                    self.continues_number(), self.tokenizer.pad_token_id, self.tree_tolerance,
                 )
                 for i, p in zip(chunk, probs):
                     results[i] = p
