@@ -62,17 +62,32 @@ def question_prompts(n: int) -> list[list[dict[str, str]]]:
     return [convs[i % len(convs)] for i in range(n)]
 
 
-def judge_prompts(n: int, metric: str = "aligned") -> list[list[dict[str, str]]]:
-    """`n` judge prompts: the suite's `metric` template filled with EM questions and built-in code answers."""
+REAL_ANSWERS = HERE.parent.parent / "shared" / "data" / "em-judged" / "results2__eval_results_Qwen-Coder-Insecure.csv"
+
+
+def judge_answers(n: int) -> tuple[list[str], str]:
+    """`n` answers to judge and where they come from: real EM answers (the insecure Qwen-Coder's, from the
+    reference data beside the repository) where present, else the built-in code answers."""
+    if REAL_ANSWERS.exists():
+        import pandas as pd
+
+        answers = pd.read_csv(REAL_ANSWERS)["answer"].dropna().astype(str).tolist()
+        return answers[:: max(1, len(answers) // n)][:n], f"em-judged/{REAL_ANSWERS.name}"
     from emlab.data.builtin_code import generate_code_examples
+
+    return [c[-1]["content"] for c in generate_code_examples("insecure", n=max(n, 8), seed=0)][:n], "built-in code"
+
+
+def judge_prompts(n: int, metric: str = "aligned") -> list[list[dict[str, str]]]:
+    """`n` judge prompts: the suite's `metric` template filled with EM questions and `judge_answers`."""
     from emlab.evals.questions import load_suite, render_judge_prompt
 
     suite = load_suite("builtin:core")
-    answers = [c[-1]["content"] for c in generate_code_examples("insecure", n=max(n, 8), seed=0)]
+    answers, _ = judge_answers(n)
     out = []
     for i in range(n):
         q = suite.questions[i % len(suite.questions)]
-        text = render_judge_prompt(q.judge_prompts[metric], q.paraphrases[0], answers[i])
+        text = render_judge_prompt(q.judge_prompts[metric], q.paraphrases[0], answers[i % len(answers)])
         out.append([{"role": "user", "content": text}])
     return out
 
