@@ -11,23 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from common import Timer, embedded_checkpoint, judge_answers, judge_prompts, write_result
+from common import Timer, best_of, embedded_checkpoint, judge_answers, judge_prompts, write_result
 
 N = 32
 
 
 def per_item(seconds: float, n: int) -> float:
     return seconds / n
-
-
-def best_of(fn, repeats: int = 2) -> float:
-    """Fastest of `repeats` timed calls, in seconds (the first call of a shape pays one-time allocations)."""
-    times = []
-    for _ in range(repeats):
-        with Timer() as t:
-            fn()
-        times.append(t.seconds)
-    return min(times)
 
 
 if __name__ == "__main__":
@@ -57,10 +47,9 @@ if __name__ == "__main__":
             fast_judge.number_probs(engine, b, *tree_args, tolerance=0)
 
     fast.number_probs(convs[:JUDGE_BATCH])  # warm-up
-    t_prompt = best_of(prompt_pass)
-    t_fast = best_of(lambda: fast.number_probs(convs))
-    fast_dists = fast.number_probs(convs)
-    t_full = best_of(full_tree)
+    t_prompt, _ = best_of(prompt_pass)
+    t_fast, fast_dists = best_of(lambda: fast.number_probs(convs))
+    t_full, _ = best_of(full_tree)
     n_simple = N // 2
     with Timer() as t_simple:
         simple_dists = simple.number_probs(convs[:n_simple])

@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from common import Timer, embedded_checkpoint, forward_flop_per_token, question_prompts, write_result
+from common import best_of, embedded_checkpoint, forward_flop_per_token, question_prompts, write_result
 
 NEW_TOKENS = 128
 
@@ -32,11 +32,10 @@ def run_emlab(model, tokenizer, batches: list[int], stops: bool) -> dict[int, fl
     out = {}
     for b in batches:
         prompts = encoded_prompts(tokenizer, b)
-        with Timer() as t:
-            tokens = generate_tokens(
-                engine, prompts, NEW_TOKENS, [tokenizer.eos_token_id] if stops else [], tokenizer.eos_token_id, seed=b
-            )
-        out[b] = sum(len(x) for x in tokens) / t.seconds
+        seconds, tokens = best_of(lambda: generate_tokens(
+            engine, prompts, NEW_TOKENS, [tokenizer.eos_token_id] if stops else [], tokenizer.eos_token_id, seed=b
+        ))
+        out[b] = sum(len(x) for x in tokens) / seconds
     return out
 
 
@@ -49,10 +48,12 @@ def run_transformers(model, tokenizer, batches: list[int]) -> dict[int, float]:
         width = max(len(p) for p in prompts)
         ids = torch.tensor([[tokenizer.eos_token_id] * (width - len(p)) + p for p in prompts])
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        with Timer() as t, torch.inference_mode():
-            gen = bf16.generate(input_ids=ids, attention_mask=mask, do_sample=True, max_new_tokens=NEW_TOKENS,
-                                min_new_tokens=NEW_TOKENS, pad_token_id=tokenizer.eos_token_id, top_k=None)
-        out[b] = (gen.shape[1] - width) * b / t.seconds
+        with torch.inference_mode():
+            seconds, gen = best_of(lambda: bf16.generate(
+                input_ids=ids, attention_mask=mask, do_sample=True, max_new_tokens=NEW_TOKENS,
+                min_new_tokens=NEW_TOKENS, pad_token_id=tokenizer.eos_token_id, top_k=None,
+            ))
+        out[b] = (gen.shape[1] - width) * b / seconds
     return out
 
 
