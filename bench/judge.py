@@ -1,10 +1,11 @@
 """The exact 0..100 judge: judgments/s, and its cost against the prompt pass it cannot avoid.
 
 Prompts are the suite's `aligned` template filled with EM questions and real EM answers (see `judge_answers`).
-Five timings, float32 (the judge's precision): the prompt pass alone (what a one-token judge needs), the
-exact judge on the engine (prompt pass, then the digit tree over the cache, unlikely nodes skipped within
-TREE_TOLERANCE), the same with the full tree, the simple single-pass tree, and the naive 101-sequence scoring. Also how far the fast and simple distributions are apart, and how far a
-bfloat16 judge would move them (why the judge stays in float32).
+Five timings, float32 (the judge's precision): the prompt pass alone (a one-token judge's cost), the exact
+judge on the engine (prompt pass, then the digit tree over the cache, unlikely nodes skipped within
+TREE_TOLERANCE), the same with the full tree, the simple single-pass tree, and the naive 101-sequence
+scoring. Also how far the fast and simple distributions are apart, and how far a bfloat16 judge would move
+them (why the judge stays in float32).
 """
 
 from __future__ import annotations

@@ -123,16 +123,24 @@ def main() -> None:
 
     judge = load("judge")
     if judge:
-        out += ["", "**Exact 0–100 judge** (float32, `aligned` prompts of "
-                f"{judge['prompt_tokens_mean']:.0f} tokens on average, batch {judge['batch']}):", "",
+        out += ["", f"**Exact 0–100 judge** (float32, `aligned` prompts with answers from {judge.get('answers', 'built-in code')}, "
+                f"{judge['prompt_tokens_mean']:.0f} tokens on average, batch {judge['batch']}, the embedded model as judge):", "",
                 "| path | s / judgment | × prompt pass |", "|---|---:|---:|"]
-        for label, key in (("prompt pass alone (one-token judge)", "prompt_pass_s"), ("exact, tree on the cached prompt (default)", "exact_fast_s"),
-                           ("exact, single-pass tree (simple path)", "exact_simple_s"), ("exact, 101 separate sequences", "naive_s")):
-            out.append(f"| {label} | {judge[key]:.3f} | {judge[key] / judge['prompt_pass_s']:.2f} |")
-        out.append(f"\n{judge['judgments_per_s']:.2f} judgments/s. Largest gap in any P(k), default vs simple path: "
-                   f"{judge['max_prob_gap_fast_vs_simple']:.1e}; a bfloat16 judge would move P(k) by up to "
-                   f"{judge['max_prob_gap_bf16_vs_fp32']:.3f} and the mass on numbers by up to {judge['max_mass_gap_bf16_vs_fp32']:.3f}, "
-                   "so the judge stays in float32.")
+        paths = (
+            ("prompt pass alone (one-token judge)", "prompt_pass_s"),
+            (f"exact, tree over the cached prompt, skipping ≤ {judge.get('tree_tolerance', 0):g} (default)", "exact_fast_s"),
+            ("exact, full tree over the cached prompt", "exact_full_tree_s"),
+            ("exact, single-pass tree (simple path)", "exact_simple_s"),
+            ("exact, 101 separate sequences", "naive_s"),
+        )
+        for label, key in paths:
+            if key in judge:
+                out.append(f"| {label} | {judge[key]:.3f} | {judge[key] / judge['prompt_pass_s']:.2f} |")
+        summed = judge.get("max_summed_gap_fast_vs_simple")
+        out.append(f"\n{judge['judgments_per_s']:.2f} judgments/s. Default vs simple path: largest gap in any P(k) "
+                   f"{judge['max_prob_gap_fast_vs_simple']:.1e}" + (f", largest summed gap {summed:.1e}" if summed is not None else "")
+                   + f"; a bfloat16 judge would move P(k) by up to {judge['max_prob_gap_bf16_vs_fp32']:.1e} and the mass on "
+                   f"numbers by up to {judge['max_mass_gap_bf16_vs_fp32']:.1e}, so the judge stays in float32.")
         targets.append(("exact judge vs its prompt pass", "≤ 1.3×", f"{judge['ratio_to_prompt_pass']:.2f}×",
                         judge["ratio_to_prompt_pass"] <= 1.3))
     elif failed("judge"):

@@ -80,19 +80,9 @@ def number_probs(
         width = max(len(c) for c in chosen)
         if width == 0:
             break
-        tokens = torch.full((batch, width), pad_id, dtype=torch.long)
-        positions = torch.zeros((batch, width), dtype=torch.long)
-        valid = torch.zeros((batch, width), dtype=torch.bool)
-        sees = torch.zeros((batch, width, cache.length), dtype=torch.bool)
-        sees[:, :, :prompt_columns] = True
-        for b, nodes in enumerate(chosen):
-            for t, n in enumerate(nodes):
-                tokens[b, t], positions[b, t], valid[b, t] = tree.tokens[n], next_pos[b] + tree.depths[n], True
-                ancestor = tree.parents[n]
-                while ancestor >= 0:
-                    sees[b, t, column[b][ancestor]] = True
-                    ancestor = tree.parents[ancestor]
-                column[b][n] = cache.length + t
+        tokens, positions, valid, sees = _node_inputs(
+            chosen, tree, column, next_pos, prompt_columns, cache.length, pad_id
+        )
         node_hidden = engine.extend(
             cache, tokens, positions, valid, self_mask=torch.eye(width, dtype=torch.bool), sees_cached=sees
         )
@@ -111,6 +101,34 @@ def number_probs(
     return [
         {k: _prob(reach[b], log_end[b], n) for k, n in tree.number_nodes.items()} for b in range(batch)
     ]
+
+
+def _node_inputs(
+    chosen: list[list[int]],
+    tree: DigitTree,
+    column: list[dict[int, int]],
+    next_pos: torch.Tensor,
+    prompt_columns: int,
+    cached: int,
+    pad_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tokens, positions, valid mask and which cached columns each node sees (its prompt and its ancestors) for
+    one depth of the tree; records where each chosen node will sit in the cache."""
+    batch, width = len(chosen), max(len(c) for c in chosen)
+    tokens = torch.full((batch, width), pad_id, dtype=torch.long)
+    positions = torch.zeros((batch, width), dtype=torch.long)
+    valid = torch.zeros((batch, width), dtype=torch.bool)
+    sees = torch.zeros((batch, width, cached), dtype=torch.bool)
+    sees[:, :, :prompt_columns] = True
+    for b, nodes in enumerate(chosen):
+        for t, n in enumerate(nodes):
+            tokens[b, t], positions[b, t], valid[b, t] = tree.tokens[n], next_pos[b] + tree.depths[n], True
+            ancestor = tree.parents[n]
+            while ancestor >= 0:
+                sees[b, t, column[b][ancestor]] = True
+                ancestor = tree.parents[ancestor]
+            column[b][n] = cached + t
+    return tokens, positions, valid, sees
 
 
 def _prob(reach: dict[int, float], log_end: dict[int, float], node: int) -> float:
