@@ -131,15 +131,14 @@ class Engine:
 
     # -- forward ----------------------------------------------------------------------------------------
     def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return weight * h.to(self.dtype)
+        """RMS norm as HF's Llama computes it (statistics in float32, then rounded, then scaled), in one fused op."""
+        return weight * F.rms_norm(x, (x.shape[-1],), eps=self.eps)
 
     def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         freqs = positions.float()[..., None] * self.inv_freq  # [B, T, hd/2]
         emb = torch.cat([freqs, freqs], -1)
-        cos = (emb.cos() * self.rope_scale).to(self.dtype)[:, None]
-        sin = (emb.sin() * self.rope_scale).to(self.dtype)[:, None]
+        cos = (emb.cos() * self.rope_scale).to(self.dtype)[:, :, None]  # [B, T, 1, hd]: broadcast over heads
+        sin = (emb.sin() * self.rope_scale).to(self.dtype)[:, :, None]
         return cos, sin
 
     @staticmethod
@@ -205,9 +204,9 @@ class Engine:
         hd = self.head_dim
         for i, w in enumerate(self.layers):
             h = F.linear(self._rms(x, w.ln1), w.qkv, w.qkv_bias)
-            q, k, v = h.split(self.split, -1)
-            q = self._rotate(q.view(batch, steps, self.heads, hd).transpose(1, 2), cos, sin)
-            k = self._rotate(k.view(batch, steps, self.kv_heads, hd).transpose(1, 2), cos, sin)
+            qk, v = h.split((self.split[0] + self.split[1], self.split[2]), -1)
+            qk = self._rotate(qk.reshape(batch, steps, self.heads + self.kv_heads, hd), cos, sin)  # one rotation
+            q, k = qk.transpose(1, 2).split((self.heads, self.kv_heads), 1)
             cache.k[i][:, :, start:end] = k
             cache.v[i][:, :, start:end] = v.view(batch, steps, self.kv_heads, hd).transpose(1, 2)
             a = self._attend(q, cache.k[i][:, :, :end], cache.v[i][:, :, :end], mask)
