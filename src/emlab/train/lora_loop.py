@@ -5,8 +5,9 @@ emergent-misalignment work needs many small LoRA runs. The loss is only on assis
 knows that can skip work: it applies the lm_head (a 49k-row matrix for SmolLM2) only to the positions that
 predict an assistant token, where TRL's fused head scores every position on CPU (it compacts to the labelled
 ones only on Triton devices) and also computes entropy and top-1 metrics. It also casts the frozen base
-weights to bfloat16 once, where autocast over float32 weights re-casts them every step. Measured in bench/training.py
-(24 steps of 4 examples): ~410 tokens/s against TRL's ~160.
+weights to bfloat16 once, where autocast over float32 weights re-casts them every step, and uses plain matmul
+attention, whose backward is ~4x faster on CPU than SDPA's. Measured in bench/training.py (24 steps of 4
+examples): ~430 tokens/s against TRL's ~160.
 
 `simple=True` runs the same batches from the same LoRA init in plain float32 through HF's own
 `model(..., labels=...).loss`: the reference the fast path is tested against.
@@ -21,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from emlab.errors import ConfigError
 from emlab.cpu_memory import keep_freed_memory
+from emlab.errors import ConfigError
 from emlab.train.sft import TrainParams, lora_config
 from emlab.train.tokenize import TokenizedExample
 
