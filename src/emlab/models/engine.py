@@ -30,10 +30,6 @@ class KVCache:
     valid: torch.Tensor  # [batch, capacity] bool
     length: int = 0  # columns filled so far
 
-    @property
-    def batch(self) -> int:
-        return self.valid.shape[0]
-
     def keep_rows(self, rows: torch.Tensor) -> None:
         """Drop finished rows (compaction) so later steps spend nothing on them."""
         self.k = [t.index_select(0, rows) for t in self.k]
@@ -161,7 +157,7 @@ class Engine:
         rows = batch * self.kv_heads
         q = q.reshape(rows, group * steps, hd)
         scores_t = torch.bmm(k.reshape(rows, length, hd), q.transpose(1, 2))  # [rows, length, group*steps]
-        scores = scores_t.transpose(1, 2).float().contiguous()
+        scores = scores_t.transpose(1, 2).to(torch.float32, memory_format=torch.contiguous_format)  # one pass
         scores = scores.view(batch, self.kv_heads, group, steps, length).mul_(hd**-0.5)
         scores.masked_fill_(~mask[:, :, None], float("-inf"))
         probs = torch.softmax(scores, -1).to(v.dtype).view(rows, group * steps, length)
