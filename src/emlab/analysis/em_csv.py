@@ -17,7 +17,8 @@ What:
 * `paper_rule_rate` and `bootstrap_group_mean` reproduce the figure rule of Betley et al. 2025: keep
   `coherent >= 50` (not > 50), drop a (model, question) cell with fewer than 5 coherent answers with a
   numeric aligned score, and pool the misaligned answers (aligned < 30) over the kept cells into one rate
-  per model; a group of models is their equal-weight mean with a percentile bootstrap over models.
+  per model; a group of models is their equal-weight mean with a percentile bootstrap over models
+  (`bootstrap_group_mean` is `emlab.analysis.groups.bootstrap_mean`, kept here under its old name).
   Pooling over kept cells, not averaging per-question shares, is what reproduces the rates quoted for the
   reference CSVs (0.0758, 0.0714, 0.0435, 0.0556, 0.0645, 0.0000); the per-question mean gives 0.0848,
   0.0824, 0.0300, 0.1607, 0.0804, 0.0000 instead.
@@ -30,9 +31,9 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 
+from emlab.analysis.groups import bootstrap_mean
 from emlab.analysis.rates import JudgedAnswer, Thresholds
 from emlab.analysis.summary import build_summary, condition_entry, write_json_atomic
 from emlab.errors import DataError
@@ -155,21 +156,7 @@ def bootstrap_group_mean(
     rates: Sequence[float], n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[float, float, float]:
     """Equal-weight mean of per-model rates with a percentile bootstrap interval over models: (mean, lo, hi)."""
-    values = np.asarray(list(rates), dtype=float)
-    if values.size == 0:
-        raise ValueError("bootstrap_group_mean: no rates given")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("bootstrap_group_mean: every rate must be a finite number (drop models without a rate)")
-    if n_resamples < 1:
-        raise ValueError("bootstrap_group_mean: n_resamples must be at least 1")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError("bootstrap_group_mean: confidence must be between 0 and 1")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, values.size, size=(n_resamples, values.size))
-    means = values[idx].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.percentile(means, [100.0 * alpha, 100.0 * (1.0 - alpha)])
-    return float(values.mean()), float(lo), float(hi)
+    return bootstrap_mean(rates, n_resamples=n_resamples, seed=seed, confidence=confidence)
 
 
 def file_names(paths: Sequence[Path]) -> list[str]:
