@@ -1,20 +1,22 @@
 """Experiment configs: a pydantic schema (unknown keys are errors) loaded from YAML with file:line errors.
 
-An experiment names conditions (a model, optionally LoRA-finetuned on a dataset), a question suite, a judge,
-sampling parameters and thresholds. `emlab run CONFIG.yaml` walks it (see `pipeline.py`).
+An experiment names conditions (a model, optionally LoRA-finetuned on one or more seeds, evaluated with an
+optional test-time system prompt or trigger), one or more question suites, a judge, deterministic scorers,
+metric rules, paired comparisons, sampling parameters and thresholds. `emlab run CONFIG.yaml` walks it
+(see `pipeline.py`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from emlab.data.build import DatasetSpec
 from emlab.errors import ConfigError, EmlabError
-from emlab.train.sft import TrainParams
+from emlab.train.params import TrainParams
 
 
 class _Strict(BaseModel):
@@ -46,11 +48,25 @@ class TrainConfig(TrainParams):
 
 
 class ConditionConfig(_Strict):
-    """One arm of the experiment."""
+    """One arm of the experiment: a model (maybe finetuned, on several seeds) and how it is asked at test time."""
 
     name: str = Field(min_length=1)
     model: str
     train: TrainConfig | None = None
+    seeds: list[int] | None = Field(None, min_length=1)  # one finetuned model per seed (sampling seed when untrained)
+    group: str | None = Field(None, min_length=1)  # conditions of one group are pooled by the bootstrap over models
+    system: str | None = None  # system prompt added at test time (joined before a question's own system prompt)
+    trigger: str | None = Field(None, min_length=1)  # text added to every user turn at test time (backdoors)
+    trigger_position: Literal["prefix", "suffix"] = "prefix"
+    trigger_separator: str = " "  # between trigger and question, as the backdoor transform writes it
+    samples_per_paraphrase: int | None = Field(None, ge=1)  # overrides sampling.samples_per_paraphrase
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {v}")
+        return v
 
     @field_validator("model")
     @classmethod
@@ -64,22 +80,91 @@ class ConditionConfig(_Strict):
         return v
 
 
+class ScorerConfig(_Strict):
+    """A deterministic scorer run on every answer: `{scorer: regex, metric: says_hello, pattern: hello}`."""
+
+    model_config = ConfigDict(extra="allow")
+    scorer: str
+    metric: str | None = None  # the metric's name in results (default: the scorer's name)
+
+    def params(self) -> dict:
+        return dict(self.model_extra or {})
+
+    def name(self) -> str:
+        return self.metric or self.scorer
+
+
+class CompareConfig(_Strict):
+    """A paired comparison of two conditions (or groups) on their shared questions, under one rule."""
+
+    a: str
+    b: str
+    rule: str = "misaligned"
+    name: str | None = None
+
+
+class BootstrapConfig(_Strict):
+    """The papers' group rule: per-model rates over questions with enough kept answers, bootstrap over models."""
+
+    n_resamples: int = Field(2000, ge=100)
+    seed: int = 0
+    min_kept_per_question: int = Field(5, ge=1)
+    n_permutations: int = Field(10000, ge=100)
+
+
 class ExperimentConfig(_Strict):
     """The whole experiment."""
 
     name: str = "experiment"
     workspace: str = "emlab-runs"
-    data_dir: str | None = None  # where official datasets are looked for first (else EMLAB_DATA_DIR)
-    suite: str = "builtin:core"
-    judge: str = "embedded:smollm2-135m"
+    data_dir: str | None = None  # where official datasets and suites are looked for first (else EMLAB_DATA_DIR)
+    suite: str | None = None  # one suite (builtin:core when neither suite nor suites is given)
+    suites: list[str] | None = Field(None, min_length=1)  # several suites; question ids must be unique across them
+    judge: str = "embedded:smollm2-135m"  # scores 0..100 judge prompts
+    label_judge: str | None = None  # scores categorical judge prompts (default: the judge, when it is a chat model)
+    scorers: list[Union[str, ScorerConfig]] = []  # deterministic scorers on every answer
+    rules: dict[str, str] = {}  # name -> rule, e.g. {caps: "uppercase_share > 0.5"}; misaligned is added by default
+    compare: list[CompareConfig] = []
+    bootstrap: BootstrapConfig = BootstrapConfig()
     sampling: SamplingConfig = SamplingConfig()
     thresholds: ThresholdsConfig = ThresholdsConfig()
     conditions: list[ConditionConfig] = Field(min_length=1)
 
-    @field_validator("judge")
+    @field_validator("judge", "label_judge")
     @classmethod
-    def _judge_backend(cls, v: str) -> str:
-        return ConditionConfig._known_backend(v)
+    def _judge_backend(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from emlab.scoring.registry import check_judge_spec
+
+        try:
+            check_judge_spec(v)
+        except EmlabError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("scorers")
+    @classmethod
+    def _known_scorers(cls, v: list) -> list:
+        from emlab.scoring.registry import make_scorer
+
+        out = [ScorerConfig(scorer=s) if isinstance(s, str) else s for s in v]
+        for s in out:
+            try:
+                make_scorer(s.scorer, s.params())
+            except (EmlabError, TypeError) as e:
+                raise ValueError(f"scorer {s.scorer!r}: {e}") from None
+        return out
+
+    @model_validator(mode="after")
+    def _one_suite_key(self) -> "ExperimentConfig":
+        if self.suite is not None and self.suites is not None:
+            raise ValueError("give either suite: or suites:, not both")
+        return self
+
+    def suite_refs(self) -> list[str]:
+        """The suites this experiment asks, in order."""
+        return list(self.suites or [self.suite or "builtin:core"])
 
     @model_validator(mode="after")
     def _unique_names(self) -> "ExperimentConfig":
@@ -114,10 +199,13 @@ def _describe(loc: tuple) -> str:
 
 def _resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
     """Dataset and suite paths are relative to the config file, not to where emlab is run."""
-    if ":" not in config.suite and not Path(config.suite).is_absolute():
-        config.suite = str(base / config.suite)
     def local(path: str) -> bool:
         return ":" not in path and not Path(path).is_absolute()
+
+    if config.suite is not None and local(config.suite):
+        config.suite = str(base / config.suite)
+    if config.suites is not None:
+        config.suites = [str(base / s) if local(s) else s for s in config.suites]
 
     for c in config.conditions:
         if c.train is None:

@@ -1,54 +1,62 @@
-"""`emlab run`: train -> sample -> judge -> rates -> report, for every condition of an experiment config.
+"""`emlab run`: train -> sample -> score -> rates, groups, comparisons -> outputs, for every arm of an experiment.
 
-Each step is cached by content (adapters by hash directory, samples and scores in the workspace SQLite
-store), so a re-run recomputes only what changed and a killed run resumes. Outputs are written at the end,
-each atomically: summary.json, samples.jsonl, report.md, report.html.
+The plan (`plan.py`) is checked before anything loads. Each step is cached by content (adapters by hash
+directory, samples and scores in the workspace SQLite store), so a re-run recomputes only what changed and a
+killed run resumes. Outputs are written at the end, each atomically: summary.json, samples.jsonl, samples.csv,
+report.md, report.html.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from emlab.analysis.rates import JudgedAnswer, Thresholds
-from emlab.analysis.summary import build_summary, condition_entry, write_json_atomic
+from emlab.analysis.compare import group_comparison, paired_comparison
+from emlab.analysis.groups import cluster_bootstrap_ci, group_rate
+from emlab.analysis.outcome import Outcome
+from emlab.analysis.rates import JudgedAnswer, Thresholds, rate_table
+from emlab.analysis.rules import Rule, metric_summary, outcome, rate_breakdown
+from emlab.analysis.summary import build_summary, write_json_atomic
 from emlab.config import ConditionConfig, ExperimentConfig
 from emlab.errors import ConfigError
-from emlab.evals.judge import JudgeRequest, Judgment, judge_all
-from emlab.evals.questions import Suite, load_suite
 from emlab.evals.sampling import Sample, sample_suite
 from emlab.models.base import SamplingParams
-from emlab.models.registry import check_model_spec, load_model, model_for_sampling, unload_model
+from emlab.models.registry import check_model_spec, model_for_sampling, unload_model
+from emlab.plan import JUDGE, LABEL_JUDGE, Arm, Plan, plan_experiment
 from emlab.progress import console, progress_bar
+from emlab.scoring.base import Score, ScoreRequest
+from emlab.scoring.cache import score_all
 from emlab.store import Store
-from emlab.train.sft import TrainParams
+from emlab.train.params import TrainParams
 
-REQUIRED_METRICS = ("aligned", "coherent")
 WEAK_JUDGES = ("embedded:",)
+EXAMPLES_PER_RULE = 5
 
 
 @dataclass
-class ConditionRun:
-    """What one condition produced: the model it sampled, its provenance, answers and judgments."""
+class ArmRun:
+    """What one arm produced: the model it sampled, its provenance, answers and scores."""
 
-    config: ConditionConfig
+    arm: Arm
     model: str
     dataset: dict | None = None
     adapter: dict | None = None
     samples: list[Sample] | None = None
-    judgments: list[dict[str, Judgment]] | None = None
+    scores: list[dict[str, Score]] | None = None
 
 
-def train_condition(c: ConditionConfig, workspace: Path, data_dir: str | None = None) -> ConditionRun:
-    """Finetune the condition's model when it asks for it (or reuse the cached adapter)."""
+def train_condition(c: ConditionConfig, workspace: Path, data_dir: str | None = None, seed: int | None = None) -> tuple[str, dict | None, dict | None]:
+    """Finetune the condition's model at `seed` (or its train.seed) when it asks for it; (model spec, dataset, adapter)."""
     if c.train is None:
-        return ConditionRun(config=c, model=c.model)
+        return c.model, None, None
     from emlab.data.build import build_dataset
     from emlab.data.sources import dataset_of
     from emlab.train.sft import train_lora
 
+    train = c.train if seed is None else c.train.model_copy(update={"seed": seed})
     spec = check_model_spec(c.model)
     if spec.backend not in ("embedded", "hf") or spec.adapter:
         raise ConfigError(f"condition '{c.name}': training needs a local base model without an adapter (got {c.model!r})")
@@ -59,101 +67,188 @@ def train_condition(c: ConditionConfig, workspace: Path, data_dir: str | None = 
         base_identity = f"{spec}#{checkpoint.name}"
     else:
         checkpoint, base_identity = spec.name, str(spec)
-    dataset, manifest = build_dataset(c.train.dataset, data_dir)
-    if c.train.rows is not None:  # a seeded sample of the built dataset
-        if c.train.rows > dataset.rows:
-            raise ConfigError(f"condition '{c.name}': train.rows={c.train.rows} but the dataset has {dataset.rows} rows")
-        import random
-
-        picked = random.Random(c.train.seed).sample(dataset.conversations, c.train.rows)
+    dataset, manifest = build_dataset(train.dataset, data_dir)
+    if train.rows is not None:  # a seeded sample of the built dataset
+        if train.rows > dataset.rows:
+            raise ConfigError(f"condition '{c.name}': train.rows={train.rows} but the dataset has {dataset.rows} rows")
+        picked = random.Random(train.seed).sample(dataset.conversations, train.rows)
         dataset = dataset_of(dataset.source, picked)
-        manifest = {**manifest, "train_rows": {"rows": c.train.rows, "seed": c.train.seed, "content_hash": dataset.content_hash}}
-    params = TrainParams.model_validate(c.train.model_dump(exclude={"dataset", "rows"}))
-    console.print(f"[bold]train[/] {c.name}: LoRA on {dataset.rows} rows of {dataset.source}")
+        manifest = {**manifest, "train_rows": {"rows": train.rows, "seed": train.seed, "content_hash": dataset.content_hash}}
+    params = TrainParams.model_validate(train.model_dump(exclude={"dataset", "rows"}))
+    console.print(f"[bold]train[/] {c.name} (seed {train.seed}): LoRA on {dataset.rows} rows of {dataset.source}")
     adapter = train_lora(checkpoint, base_identity, dataset.conversations, dataset.content_hash, params, workspace / "adapters")
     if adapter.reused:
         console.print(f"  reused cached adapter {adapter.key}")
-    return ConditionRun(
-        config=c, model=f"{spec}@{adapter.path}", dataset={**dataset.provenance(), "manifest": manifest},
-        adapter=adapter.as_dict(),
-    )
+    return f"{spec}@{adapter.path}", {**dataset.provenance(), "manifest": manifest}, adapter.as_dict()
 
 
-def _judge_requests(suite: Suite, samples: list[Sample]) -> list[tuple[int, str, JudgeRequest]]:
-    by_id = {q.id: q for q in suite.questions}
-    out = []
-    for i, s in enumerate(samples):
-        for metric, template in by_id[s.question_id].judge_prompts.items():
-            out.append((i, metric, JudgeRequest(template, s.question, s.answer, metric)))
-    return out
-
-
-def _samples_rows(runs: list[ConditionRun]) -> list[dict]:
-    rows = []
+def sample_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store: Store, keep: set[str]) -> None:
+    """Sample every arm's answers (cached); models that are not judges are released after their arm."""
+    s = config.sampling
     for r in runs:
-        for s, js in zip(r.samples or [], r.judgments or []):
-            row = {"condition": r.config.name, "model": r.model, **s.as_dict()}
-            for metric, j in js.items():
-                row[metric] = j.value
-                row[f"{metric}_mass"] = round(j.mass, 6)
-                row[f"{metric}_distribution"] = {str(k): round(p, 6) for k, p in sorted(j.distribution.items()) if p >= 1e-6}
-                if j.error:
-                    row[f"{metric}_error"] = j.error
-            rows.append(row)
-    return rows
-
-
-def _write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
-def sample_conditions(runs: list[ConditionRun], suite: Suite, params: SamplingParams, store: Store, per_paraphrase: int | None, keep: str) -> None:
-    """Sample every condition's answers (cached); models other than `keep` (the judge) are released after."""
-    total = sum((per_paraphrase or q.samples_per_paraphrase) * len(q.paraphrases) for q in suite.questions)
-    for r in runs:
+        c = r.arm.condition
+        per_paraphrase = c.samples_per_paraphrase or s.samples_per_paraphrase
+        params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=r.arm.sampling_seed)
+        total = sum((per_paraphrase or q.samples_per_paraphrase) * len(q.paraphrases) for q in plan.suite.questions)
         model = model_for_sampling(r.model)
-        with progress_bar(f"sample {r.config.name}", total) as advance:
-            r.samples = sample_suite(model, suite, params, store, per_paraphrase, progress=advance)
-        if r.model != keep:
+        with progress_bar(f"sample {r.arm.name}", total) as advance:
+            r.samples = sample_suite(model, plan.suite, params, store, per_paraphrase, progress=advance, variant=r.arm.variant)
+        if r.model not in keep:
             unload_model(r.model)
 
 
-def judge_conditions(runs: list[ConditionRun], suite: Suite, judge_spec: str, store: Store) -> None:
-    """Judge every answer on every metric of its question (cached)."""
-    judge = load_model(judge_spec)
+def _requests(r: ArmRun, plan: Plan) -> dict[str, list[tuple[int, ScoreRequest]]]:
+    """Per metric, (sample index, request) for every answer whose question computes that metric."""
+    out: dict[str, list[tuple[int, ScoreRequest]]] = {}
+    questions = {q.id: q for q in plan.suite.questions}
+    context = {"trigger": r.arm.variant.trigger} if r.arm.variant.trigger else {}
+    for i, smp in enumerate(r.samples or []):
+        q = questions[smp.question_id]
+        for metric in plan.question_metrics[q.id]:
+            m = plan.metrics[metric]
+            req = ScoreRequest(q.id, smp.question, smp.answer, metric, q.judge_prompts.get(metric), m.labels, context)
+            out.setdefault(metric, []).append((i, req))
+    return out
+
+
+def score_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store: Store) -> None:
+    """Score every answer on every metric of its question (LLM judges cached in the store)."""
+    from emlab.scoring.registry import judge_scorer, make_scorer
+
+    scorers: dict[str, object] = {}
+
+    def scorer_for(metric: str):
+        m = plan.metrics[metric]
+        key = m.source if m.source in (JUDGE, LABEL_JUDGE) else metric
+        if key not in scorers:
+            if m.source == JUDGE:
+                scorers[key] = judge_scorer(config.judge, m.kind)
+            elif m.source == LABEL_JUDGE:
+                scorers[key] = judge_scorer(plan.label_judge or config.judge, m.kind)
+            else:
+                scorers[key] = make_scorer(m.source, m.params)
+        return scorers[key]
+
     for r in runs:
-        requests = _judge_requests(suite, r.samples or [])
-        with progress_bar(f"judge {r.config.name}", len(requests)) as advance:
-            results = judge_all(judge, [req for _, _, req in requests], store, progress=advance)
-        r.judgments = [{} for _ in r.samples or []]
-        for (i, metric, _), j in zip(requests, results):
-            r.judgments[i][metric] = j
+        r.scores = [{} for _ in r.samples or []]
+        requests = _requests(r, plan)
+        total = sum(len(v) for v in requests.values())
+        with progress_bar(f"score {r.arm.name}", total) as advance:
+            for metric, items in requests.items():
+                results = score_all(scorer_for(metric), [req for _, req in items], store, progress=advance)
+                for (i, _), score in zip(items, results):
+                    r.scores[i][metric] = score
 
 
-def _condition_summary(r: ConditionRun, thresholds: Thresholds, suite: Suite) -> dict:
-    """One condition's rates and provenance."""
+def outcomes_of(r: ArmRun, rule: Rule, plan: Plan) -> list[Outcome]:
+    """The arm's answers under `rule`, only on questions that compute every metric the rule reads."""
+    needed = rule.metrics()
+    out = []
+    for smp, scores in zip(r.samples or [], r.scores or []):
+        if all(m in plan.question_metrics[smp.question_id] for m in needed):
+            out.append(outcome(rule, smp.question_id, scores))
+    return out
+
+
+def _examples(r: ArmRun, rule: Rule, plan: Plan) -> list[dict]:
+    """Up to EXAMPLES_PER_RULE answers that hit the rule; most extreme first when the rule orders a number."""
+    hits = []
+    for smp, scores in zip(r.samples or [], r.scores or []):
+        if all(m in plan.question_metrics[smp.question_id] for m in rule.metrics()):
+            if outcome(rule, smp.question_id, scores).hit:
+                hits.append((smp, scores))
+    first = rule.target[0]
+    if first.op in ("<", "<="):
+        hits.sort(key=lambda h: h[1][first.metric].value)
+    elif first.op in (">", ">="):
+        hits.sort(key=lambda h: -h[1][first.metric].value)
+    return [{"question_id": s.question_id, "question": s.question, "answer": s.answer,
+             "scores": {m: sc.value for m, sc in scores.items()}} for s, scores in hits[:EXAMPLES_PER_RULE]]
+
+
+def _legacy_rates(r: ArmRun, thresholds: Thresholds, plan: Plan) -> dict | None:
+    """The paper's misaligned table with its named drop counts, when the suite judges aligned and coherent."""
     answers = [
-        JudgedAnswer(
-            question_id=smp.question_id,
-            aligned=js["aligned"].value,
-            coherent=js["coherent"].value,
-            error=bool(js["aligned"].error or js["coherent"].error),
-        )
-        for smp, js in zip(r.samples or [], r.judgments or [])
+        JudgedAnswer(smp.question_id, sc["aligned"].value, sc["coherent"].value,
+                     error=bool(sc["aligned"].error or sc["coherent"].error))
+        for smp, sc in zip(r.samples or [], r.scores or [])
+        if "aligned" in sc and "coherent" in sc and plan.metrics["aligned"].kind == "numeric"
     ]
-    seed = r.config.train.seed if r.config.train else None
-    return condition_entry(
-        r.config.name, answers, thresholds, suite.main_ids(),
-        model=r.config.model, dataset=r.dataset, adapter=r.adapter, seed=seed,
-    )
+    if not answers:
+        return None
+    return rate_table(answers, thresholds, question_ids=plan.suite.main_ids()).as_dict()
 
 
-def _judge_warnings(judge: str, conditions: list[dict]) -> list[str]:
-    """Say plainly when the judge is weak or left most answers unscored."""
+def arm_summary(r: ArmRun, plan: Plan, config: ExperimentConfig) -> dict:
+    """One arm's rates under every rule, metric summaries, example answers and provenance."""
+    b = config.bootstrap
+    thresholds = Thresholds(config.thresholds.aligned_below, config.thresholds.coherent_above)
+    main = plan.suite.main_ids()
+    families = plan.suite.families()
+    rules = {}
+    for rule in plan.rules:
+        outs = outcomes_of(r, rule, plan)
+        breakdown = rate_breakdown(outs, main, families)
+        breakdown["pooled"]["cluster_ci"] = cluster_bootstrap_ci(
+            [o for o in outs if o.question_id in set(main)], n_resamples=b.n_resamples, seed=b.seed)
+        rules[rule.name] = breakdown
+    metrics = {}
+    for name, m in plan.metrics.items():
+        scores = [sc[name] for sc in r.scores or [] if name in sc]
+        metrics[name] = {**metric_summary(m.kind, scores), "scorer": m.source}
+    entry = {
+        "name": r.arm.name, "group": r.arm.group, "model": r.arm.condition.model, "evaluated_model": r.model,
+        "seed": r.arm.train_seed, "sampling_seed": r.arm.sampling_seed, "variant": r.arm.variant.as_dict(),
+        "dataset": r.dataset, "adapter": r.adapter,
+    }
+    legacy = _legacy_rates(r, thresholds, plan)
+    if legacy is not None:
+        entry["rates"] = legacy
+    entry.update({"metrics": metrics, "rules": rules,
+                  "examples": {rule.name: _examples(r, rule, plan) for rule in plan.rules}})
+    return entry
+
+
+def _arm_sets(name: str, runs: list[ArmRun], plan: Plan) -> dict[str, ArmRun]:
+    members = plan.groups.get(name) or [name]
+    return {r.arm.name: r for r in runs if r.arm.name in members}
+
+
+def groups_and_comparisons(runs: list[ArmRun], plan: Plan, config: ExperimentConfig) -> tuple[list[dict], list[dict]]:
+    """The bootstrap over models for each seed group, and each declared paired comparison."""
+    b = config.bootstrap
+    main = plan.suite.main_ids()
+    rules = {r.name: r for r in plan.rules}
+    groups = []
+    for name, members in plan.groups.items():
+        arms = _arm_sets(name, runs, plan)
+        per_rule = {}
+        for rule in plan.rules:
+            models = {n: outcomes_of(a, rule, plan) for n, a in arms.items()}
+            per_rule[rule.name] = group_rate(models, question_ids=main, min_kept_per_question=b.min_kept_per_question,
+                                             n_resamples=b.n_resamples, seed=b.seed)
+        groups.append({"name": name, "members": members, "rules": per_rule})
+    comparisons = []
+    for c in config.compare:
+        rule = rules[c.rule]
+        a_arms, b_arms = _arm_sets(c.a, runs, plan), _arm_sets(c.b, runs, plan)
+        a_out = [o for a in a_arms.values() for o in outcomes_of(a, rule, plan)]
+        b_out = [o for a in b_arms.values() for o in outcomes_of(a, rule, plan)]
+        result = paired_comparison(a_out, b_out, question_ids=main, n_resamples=b.n_resamples,
+                                   n_permutations=b.n_permutations, seed=b.seed)
+        entry = {"name": c.name or f"{c.a} vs {c.b}", "a_name": c.a, "b_name": c.b, "rule": c.rule, **result}
+        if c.a in plan.groups or c.b in plan.groups:
+            entry["group"] = group_comparison(
+                {n: outcomes_of(a, rule, plan) for n, a in a_arms.items()},
+                {n: outcomes_of(a, rule, plan) for n, a in b_arms.items()},
+                question_ids=main, min_kept_per_question=b.min_kept_per_question, n_resamples=b.n_resamples, seed=b.seed)
+        comparisons.append(entry)
+    return groups, comparisons
+
+
+def _warnings(config: ExperimentConfig, plan: Plan, conditions: list[dict]) -> list[str]:
+    """Say plainly when the judge is weak, failed, or left most answers unscored."""
+    judge = config.judge
     warnings = []
     if judge.startswith(WEAK_JUDGES):
         warnings.append(
@@ -168,52 +263,92 @@ def _judge_warnings(judge: str, conditions: list[dict]) -> list[str]:
             "answers. Confirm reported results with a strong judge (e.g. openai:gpt-4o-2024-08-06)."
         )
     for c in conditions:
-        p = c["rates"]["pooled"]
-        unscored = p["dropped_coherent_none"] + p["dropped_aligned_none"]
-        if p["answers"] and unscored > p["answers"] / 2:
-            warnings.append(
-                f"Condition {c['name']}: the judge gave no score for {unscored} of {p['answers']} answers "
-                "(numbers held < 0.25 of its probability), so its rate rests on few or no answers."
-            )
+        for metric, m in c["metrics"].items():
+            if m["errors"]:
+                warnings.append(f"Condition {c['name']}: scoring {metric} failed on {m['errors']} of {m['answers']} "
+                                "answers (counted as dropped: judge error; a re-run retries them).")
+            unscored = m["none"] + m["errors"]
+            if plan.metrics[metric].source in (JUDGE, LABEL_JUDGE) and m["answers"] and unscored > m["answers"] / 2:
+                warnings.append(f"Condition {c['name']}: {metric} has no score for {unscored} of {m['answers']} answers, "
+                                "so rates that read it rest on few or no answers.")
     return warnings
 
 
+def _config_dict(config: ExperimentConfig) -> dict:
+    return json.loads(config.model_dump_json())
+
+
+def sample_rows(runs: list[ArmRun]) -> list[dict]:
+    """One row per answer: where it came from, every metric's value, and the raw scores."""
+    rows = []
+    for r in runs:
+        for s, scores in zip(r.samples or [], r.scores or []):
+            row = {"model": r.model, "group": r.arm.group, "condition": r.arm.name, **s.as_dict()}
+            row.update({m: sc.value for m, sc in scores.items()})
+            row["scores"] = {m: sc.as_dict() for m, sc in scores.items()}
+            rows.append(row)
+    return rows
+
+
+def _write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
 def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
-    """Run every condition of `config` and write the four outputs into `out_dir`; returns the summary."""
+    """Run every arm of `config` and write the outputs into `out_dir`; returns the summary."""
+    from emlab.analysis.export import write_samples_csv
+
     out_dir = Path(out_dir)
     workspace = Path(config.workspace)
-    suite = load_suite(config.suite)
-    for q in suite.questions:
-        missing = [m for m in REQUIRED_METRICS if m not in q.judge_prompts]
-        if missing:
-            raise ConfigError(f"suite {suite.name}: question '{q.id}' has no judge prompt for {', '.join(missing)}")
-    s = config.sampling
-    params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=s.seed)
-    thresholds = Thresholds(config.thresholds.aligned_below, config.thresholds.coherent_above)
+    plan = plan_experiment(config)  # every check before anything loads or trains
 
-    runs = [train_condition(c, workspace, config.data_dir) for c in config.conditions]
+    runs = []
+    for arm in plan.arms:
+        model, dataset, adapter = train_condition(arm.condition, workspace, config.data_dir, arm.train_seed)
+        runs.append(ArmRun(arm, model, dataset, adapter))
     store = Store(workspace / "emlab.sqlite")
     try:
-        sample_conditions(runs, suite, params, store, s.samples_per_paraphrase, keep=config.judge)
-        judge_conditions(runs, suite, config.judge, store)
+        sample_arms(runs, plan, config, store, keep={config.judge, plan.label_judge or config.judge})
+        score_arms(runs, plan, config, store)
     finally:
         store.close()
 
-    conditions = [_condition_summary(r, thresholds, suite) for r in runs]
-    warnings = _judge_warnings(config.judge, conditions)
+    conditions = [arm_summary(r, plan, config) for r in runs]
+    groups, comparisons = groups_and_comparisons(runs, plan, config)
+    s = config.sampling
+    first = plan.suites[0]
     summary = build_summary(
         config.name,
         conditions,
-        thresholds,
+        Thresholds(config.thresholds.aligned_below, config.thresholds.coherent_above),
         judge=config.judge,
-        suite={"name": suite.name, "content_hash": suite.content_hash, "main_ids": suite.main_ids()},
-        sampling={**params.as_dict(), "samples_per_paraphrase": s.samples_per_paraphrase},
-        warnings=warnings,
+        suite={"name": plan.suite.name, "content_hash": plan.suite.content_hash, "main_ids": plan.suite.main_ids()}
+        if len(plan.suites) > 1 else {k: first[k] for k in ("name", "content_hash", "main_ids")},
+        sampling={**SamplingParams(s.temperature, s.top_p, s.max_new_tokens, seed=s.seed).as_dict(),
+                  "samples_per_paraphrase": s.samples_per_paraphrase},
+        warnings=_warnings(config, plan, conditions),
     )
+    summary.update({
+        "label_judge": plan.label_judge,
+        "suites": plan.suites,
+        "metrics": [{"name": m.name, "kind": m.kind, "scorer": m.source, "labels": list(m.labels)} for m in plan.metrics.values()],
+        "rules": [r.as_dict() for r in plan.rules],
+        "groups": groups,
+        "comparisons": comparisons,
+        "bootstrap": config.bootstrap.model_dump(),
+        "config": _config_dict(config),
+    })
     from emlab.report import write_report
 
+    rows = sample_rows(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_jsonl_atomic(out_dir / "samples.jsonl", _samples_rows(runs))
+    _write_jsonl_atomic(out_dir / "samples.jsonl", rows)
+    write_samples_csv(out_dir / "samples.csv", rows, [m for m in plan.metrics])
     write_json_atomic(out_dir / "summary.json", summary)
-    write_report(summary, out_dir)
+    write_report(summary, out_dir, samples=rows)
     return summary
+

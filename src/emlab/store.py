@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS scores (
     distribution TEXT NOT NULL,  -- JSON {number: probability}, numbers with probability >= 1e-6
     created TEXT DEFAULT CURRENT_TIMESTAMP
 );
+CREATE TABLE IF NOT EXISTS metric_scores (
+    key TEXT PRIMARY KEY,        -- hash(scorer identity, metric kind, judge prompt or question+answer, labels)
+    scorer TEXT NOT NULL,        -- scorer identity
+    payload TEXT NOT NULL,       -- JSON of emlab.scoring.base.Score (value, reason, mass, distribution)
+    created TEXT DEFAULT CURRENT_TIMESTAMP
+);
 """
 
 
@@ -98,6 +104,25 @@ class Store:
                 ],
             )
 
+    # -- scores of any kind (emlab.scoring) ---------------------------------------------------------------
+    def get_metric_scores(self, keys: Iterable[str]) -> dict[str, dict]:
+        """Stored Score payloads (dicts) for the keys that are stored."""
+        keys = list(keys)
+        out: dict[str, dict] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            q = f"SELECT key, payload FROM metric_scores WHERE key IN ({','.join('?' * len(chunk))})"
+            out.update({k: json.loads(p) for k, p in self._db.execute(q, chunk)})
+        return out
+
+    def put_metric_scores(self, rows: Iterable[tuple[str, str, dict]]) -> None:
+        """Insert (key, scorer identity, Score payload) rows in one transaction."""
+        with self._lock, self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO metric_scores (key, scorer, payload) VALUES (?,?,?)",
+                [(k, scorer, json.dumps(payload, ensure_ascii=False)) for k, scorer, payload in rows],
+            )
+
     def counts(self) -> dict[str, int]:
         """Row counts per table (for tests and `emlab` status lines)."""
-        return {t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("samples", "scores")}
+        return {t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("samples", "scores", "metric_scores")}

@@ -171,9 +171,12 @@ def test_main_default_and_override(tmp_path):
 
 
 def test_defaults_and_other_type(tmp_path):
-    p = write(tmp_path, one_question(type="free_form_judge", system="'Answer in French.'", judge="some-judge"))
+    prompt = """{correct: 'Q: {question} A: {answer}. Say "TRUE" or "FALSE"; "UNKNOWN" if unrelated.'}"""
+    p = write(tmp_path, one_question(type="free_form_judge", system="'Answer in French.'", judge="some-judge",
+                                     judge_prompts=prompt))
     (q,) = load_suite(str(p)).questions
-    assert q.type == "free_form_judge"
+    assert q.type == "free_form_judge" and q.is_categorical()
+    assert q.labels == {"correct": ("TRUE", "FALSE", "UNKNOWN")}
     assert q.system == "Answer in French."
     assert q.judge == "some-judge"
     assert q.samples_per_paraphrase == 1
@@ -346,3 +349,34 @@ def test_render_judge_prompt_unescapes_doubled_braces_like_format():
     tmpl = 'Reply as {{"score": N}}. Q={question} A={answer}'
     assert render_judge_prompt(tmpl, "q", "a") == tmpl.format(question="q", answer="a")
     assert render_judge_prompt(tmpl, "q", "a") == 'Reply as {"score": N}. Q=q A=a'
+
+
+def test_categorical_labels_given_or_missing(tmp_path):
+    p = write(tmp_path, one_question(type="free_form_judge"))
+    with pytest.raises(ConfigError, match=r"q.yaml, line 1: question 'q1' \(#0\): field 'judge_prompts.aligned' asks for labels"):
+        load_suite(str(p))
+    p = write(tmp_path, one_question(type="free_form_judge", labels="{aligned: [ok, bad]}"))
+    assert load_suite(str(p)).questions[0].labels == {"aligned": ("ok", "bad")}
+    p = write(tmp_path, one_question(type="free_form_judge", labels="{aligned: []}"))
+    with pytest.raises(ConfigError, match="labels"):
+        load_suite(str(p))
+    p = write(tmp_path, one_question(labels="{aligned: [ok, bad]}"))
+    with pytest.raises(ConfigError, match="only used with type: free_form_judge"):
+        load_suite(str(p))
+
+
+def test_unknown_type_and_scorers(tmp_path):
+    with pytest.raises(ConfigError, match="field 'type' is 'multiple_choice'; known types"):
+        load_suite(str(write(tmp_path, one_question(type="multiple_choice"))))
+    p = write(tmp_path, one_question(scorers="[caps, {scorer: regex, metric: hi, pattern: hello}]"))
+    (q,) = load_suite(str(p)).questions
+    assert q.scorers == ({"metric": "caps", "scorer": "caps"}, {"metric": "hi", "scorer": "regex", "pattern": "hello"})
+    with pytest.raises(ConfigError, match="scorers"):
+        load_suite(str(write(tmp_path, one_question(scorers="[{pattern: x}]"))))
+
+
+def test_families_from_ids(tmp_path):
+    text = "".join(one_question(id=i) for i in ("a", "a_json", "a_template", "3_medical_advice_0", "4_medical_advice_1"))
+    suite = load_suite(str(write(tmp_path, text)))
+    assert suite.families() == {"json": ["a_json"], "template": ["a_template"],
+                                "medical_advice": ["3_medical_advice_0", "4_medical_advice_1"]}

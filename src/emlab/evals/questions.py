@@ -22,14 +22,19 @@ import yaml
 
 from emlab.errors import ConfigError
 from emlab.hashing import content_hash
+from emlab.question_ids import VARIANT_SUFFIXES
 
 SUITES_DIR = Path(__file__).parent / "suites"
 BUILTIN_PREFIX = "builtin:"
+OFFICIAL_PREFIX = "em:"
 DEFAULT_TYPE = "free_form_judge_0_100"
-# ids ending like this are the paper's format variants of a main question, not main questions themselves
-VARIANT_SUFFIXES = ("_json", "_template")
+# question type -> how its judge prompts are scored: a 0..100 number, or one of a few labels
+NUMERIC_TYPE, CATEGORICAL_TYPE, UNJUDGED_TYPE = "free_form_judge_0_100", "free_form_judge", "free_form"
+QUESTION_TYPES = (NUMERIC_TYPE, CATEGORICAL_TYPE, UNJUDGED_TYPE)
+_CATEGORY_ID = re.compile(r"^\d+_(.+)_\d+$")  # preregistered_evals ids: <n>_<category>_<k>
 OFFICIAL_KEYS = ("id", "type", "paraphrases", "system", "samples_per_paraphrase", "judge", "judge_prompts")
-ALLOWED_KEYS = frozenset(OFFICIAL_KEYS + ("main",))
+EXTENSION_KEYS = ("main", "family", "labels", "scorers")  # ours: pooling, families, label sets, deterministic scorers
+ALLOWED_KEYS = frozenset(OFFICIAL_KEYS + EXTENSION_KEYS)
 PLACEHOLDERS = ("question", "answer")
 
 # names of the YAMLs shipped in src/emlab/evals/suites/, usable as "builtin:<name>"
@@ -48,11 +53,26 @@ class Question:
     type: str = DEFAULT_TYPE
     judge: str | None = None  # judge model the YAML names: recorded only, the experiment config chooses the judge
     main: bool = True  # counts toward the pooled rate
+    family: str | None = None  # rates are also pooled per family (json / template variants, preregistered categories)
+    labels: dict[str, tuple[str, ...]] = field(default_factory=dict)  # categorical metric -> allowed labels
+    scorers: tuple[dict, ...] = ()  # deterministic scorers: {"scorer": name, "metric": name, **params}
+
+    def is_categorical(self) -> bool:
+        """Its judge prompts ask for a label (official type `free_form_judge`), not a 0..100 number."""
+        return self.type == CATEGORICAL_TYPE
 
     def content(self) -> dict[str, Any]:
         """Plain-JSON form of every field, the input of the suite's content hash."""
         d = asdict(self)
         d["paraphrases"] = list(self.paraphrases)
+        d["labels"] = {k: list(v) for k, v in self.labels.items()}
+        d["scorers"] = list(self.scorers)
+        if self.family is None:  # content hashes of suites from before families existed stay the same
+            d.pop("family")
+        if not self.labels:
+            d.pop("labels")
+        if not self.scorers:
+            d.pop("scorers")
         return d
 
 
@@ -78,6 +98,14 @@ class Suite:
             if q.id == question_id:
                 return q
         raise ConfigError(f"suite {self.name}: no question with id {question_id!r}; ids: {', '.join(self.ids())}")
+
+    def families(self) -> dict[str, list[str]]:
+        """Family -> question ids, in file order (only questions that have a family)."""
+        out: dict[str, list[str]] = {}
+        for q in self.questions:
+            if q.family:
+                out.setdefault(q.family, []).append(q.id)
+        return out
 
     def __len__(self) -> int:
         return len(self.questions)
@@ -205,6 +233,8 @@ def _parse_one(item: object, ctx: _Ctx) -> Question:
         qtype = DEFAULT_TYPE
     if not _is_str(qtype) or not qtype.strip():
         raise ctx.error("type", f"must be a non-empty string, got {qtype!r}")
+    if qtype not in QUESTION_TYPES:
+        raise ctx.error("type", f"is {qtype!r}; known types: {', '.join(QUESTION_TYPES)}")
 
     system = item.get("system")
     if system is not None and not _is_str(system):
@@ -220,10 +250,12 @@ def _parse_one(item: object, ctx: _Ctx) -> Question:
     if judge is not None and not _is_str(judge):
         raise ctx.error("judge", f"must be a string (a model name), got {judge!r}")
 
-    if "judge_prompts" not in item or item["judge_prompts"] is None:
+    prompts = item.get("judge_prompts")
+    if prompts is None and qtype == UNJUDGED_TYPE:
+        prompts = {}
+    elif prompts is None:
         raise ctx.error("judge_prompts", "is missing; give a mapping of metric name -> prompt template with {answer}")
-    prompts = item["judge_prompts"]
-    if not isinstance(prompts, dict) or not prompts:
+    if not isinstance(prompts, dict) or (not prompts and qtype != UNJUDGED_TYPE):
         raise ctx.error("judge_prompts", "must be a non-empty mapping of metric name -> prompt template")
     for metric, tmpl in prompts.items():
         if not _is_str(metric) or not metric.strip():
@@ -240,6 +272,15 @@ def _parse_one(item: object, ctx: _Ctx) -> Question:
     elif not isinstance(main, bool):
         raise ctx.error("main", f"must be true or false, got {main!r}")
 
+    family = item.get("family")
+    if family is None:
+        family = _default_family(qid)
+    elif not _is_str(family) or not family.strip():
+        raise ctx.error("family", f"must be a non-empty string, got {family!r}")
+
+    labels = _parse_labels(item.get("labels"), prompts, qtype, ctx)
+    scorers = _parse_scorers(item.get("scorers"), ctx)
+
     return Question(
         id=qid,
         paraphrases=tuple(paras),
@@ -249,7 +290,66 @@ def _parse_one(item: object, ctx: _Ctx) -> Question:
         type=qtype,
         judge=judge,
         main=main,
+        family=family,
+        labels=labels,
+        scorers=scorers,
     )
+
+
+def _default_family(qid: str) -> str | None:
+    """The official files' families: `_json` / `_template` variants, and preregistered_evals' categories."""
+    for suffix in VARIANT_SUFFIXES:
+        if qid.endswith(suffix):
+            return suffix.lstrip("_")
+    m = _CATEGORY_ID.match(qid)
+    return m.group(1) if m else None
+
+
+def _parse_labels(raw: object, prompts: dict, qtype: str, ctx: _Ctx) -> dict[str, tuple[str, ...]]:
+    """Allowed labels per judge prompt of a categorical question: given in `labels`, else the quoted words of the prompt."""
+    if qtype != CATEGORICAL_TYPE:
+        if raw is not None:
+            raise ctx.error("labels", f"is only used with type: {CATEGORICAL_TYPE} (this question is {qtype})")
+        return {}
+    if raw is not None and not isinstance(raw, dict):
+        raise ctx.error("labels", "must map each judge prompt's metric to a list of labels")
+    given = raw or {}
+    unknown = [m for m in given if m not in prompts]
+    if unknown:
+        raise ctx.error("labels", f"names metric(s) {', '.join(map(str, unknown))} that have no judge prompt")
+    from emlab.scoring.labels import labels_from_template
+
+    out = {}
+    for metric, template in prompts.items():
+        labels = given.get(metric)
+        if labels is None:
+            try:
+                labels = labels_from_template(template)
+            except ValueError:
+                raise ctx.error(f"judge_prompts.{metric}", 'asks for labels but quotes fewer than two (write them as '
+                                '"TRUE" or "FALSE" in the prompt, or list them under labels:)') from None
+        if not isinstance(labels, (list, tuple)) or not labels or not all(_is_str(x) and x.strip() for x in labels):
+            raise ctx.error("labels", f"{metric}: must be a non-empty list of label strings, got {labels!r}")
+        if len(set(labels)) < 2:
+            raise ctx.error("labels", f"{metric}: a categorical judge needs at least two distinct labels, got {labels!r}")
+        out[metric] = tuple(labels)
+    return out
+
+
+def _parse_scorers(raw: object, ctx: _Ctx) -> tuple[dict, ...]:
+    """`scorers: [caps, {scorer: regex, metric: says_deployment, pattern: DEPLOYMENT}]` -> normalized dicts."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ctx.error("scorers", "must be a list of scorer names or mappings with a 'scorer' key")
+    out = []
+    for i, entry in enumerate(raw):
+        if _is_str(entry):
+            entry = {"scorer": entry}
+        if not isinstance(entry, dict) or not _is_str(entry.get("scorer")):
+            raise ctx.error("scorers", f"entry {i} must be a scorer name or a mapping with a 'scorer' key, got {entry!r}")
+        out.append({"metric": entry.get("metric") or entry["scorer"], **entry})
+    return tuple(out)
 
 
 def parse_questions(raw: object, source: str, *, node_info: Sequence[_NodeInfo] | None = None) -> list[Question]:
@@ -313,8 +413,18 @@ def _load_yaml(path: Path, source: str) -> Suite:
     return make_suite(source, parse_questions(raw, source, node_info=info))
 
 
-def load_suite(ref: str | os.PathLike[str]) -> Suite:
-    """Load `builtin:<name>` (a YAML shipped in emlab/evals/suites/) or a path to a question YAML."""
+def load_suite(ref: str | os.PathLike[str], data_dir: str | None = None) -> Suite:
+    """Load `builtin:<name>`, `em:<name>` (an official YAML: data directory, cache or pinned download) or a path."""
+    if isinstance(ref, str) and ref.startswith(OFFICIAL_PREFIX):
+        from emlab.data.official import official_suite_path
+        from emlab.errors import DataError
+
+        try:
+            path = official_suite_path(ref[len(OFFICIAL_PREFIX):].strip(), data_dir)
+        except DataError as e:
+            raise ConfigError(str(e)) from None
+        suite = _load_yaml(path, str(path))
+        return Suite(name=ref, questions=suite.questions, content_hash=suite.content_hash)
     if isinstance(ref, str) and ref.startswith(BUILTIN_PREFIX):
         name = ref[len(BUILTIN_PREFIX):].strip()
         if name not in BUILTIN_SUITES:

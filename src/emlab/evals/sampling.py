@@ -1,7 +1,9 @@
 """Sample free-form answers to a question suite, cached per (model, conversation, sampling params, index).
 
 Each question's paraphrases are asked under the question's own system prompt (the paper's `_json` variants
-depend on it). Answers are committed to the store chunk by chunk, so an interrupted run resumes.
+depend on it), plus an eval-time `Variant`: a system prompt (an inoculation prompt present or absent) and a
+trigger added to the user turn (backdoors). The conversation as sent is part of the cache key, so variants
+never share answers. Answers are committed to the store chunk by chunk, so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -19,8 +21,33 @@ CHUNK_SEQUENCES = 64  # sequences generated between two commits
 
 
 @dataclass(frozen=True)
+class Variant:
+    """How a condition asks at test time: an extra system prompt and/or a trigger on the user turn."""
+
+    system: str | None = None
+    trigger: str | None = None
+    trigger_position: str = "prefix"  # or "suffix"
+    trigger_separator: str = " "
+
+    def system_for(self, question_system: str | None) -> str | None:
+        """The variant's system prompt first, then the question's own (both kept: the question's may set a format)."""
+        parts = [s for s in (self.system, question_system) if s]
+        return "\n\n".join(parts) if parts else None
+
+    def user_text(self, question: str) -> str:
+        if not self.trigger:
+            return question
+        if self.trigger_position == "suffix":
+            return f"{question}{self.trigger_separator}{self.trigger}"
+        return f"{self.trigger}{self.trigger_separator}{question}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Sample:
-    """One answer and where it came from."""
+    """One answer and where it came from; `question` is the suite's text, `prompt` the user turn as sent."""
 
     question_id: str
     paraphrase_index: int
@@ -28,6 +55,7 @@ class Sample:
     system: str | None
     question: str
     answer: str
+    prompt: str | None = None  # None: the question as written
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -39,22 +67,26 @@ class _Prompt:
     paraphrase_index: int
     system: str | None
     question: str
+    user: str  # the user turn as sent (with the trigger)
     n: int
     group: str  # cache key prefix
 
     def conversation(self) -> list[dict[str, str]]:
-        return with_system([{"role": "user", "content": self.question}], self.system)
+        return with_system([{"role": "user", "content": self.user}], self.system)
 
 
-def _prompts(model: ChatModel, suite: Suite, params: SamplingParams, samples_per_paraphrase: int | None) -> list[_Prompt]:
+def _prompts(model: ChatModel, suite: Suite, params: SamplingParams, samples_per_paraphrase: int | None,
+             variant: Variant) -> list[_Prompt]:
     out = []
     sampling_key = {k: v for k, v in params.as_dict().items() if k != "n"}
     for q in suite.questions:
         n = samples_per_paraphrase or q.samples_per_paraphrase
+        system = variant.system_for(q.system)
         for p_i, text in enumerate(q.paraphrases):
-            conv = with_system([{"role": "user", "content": text}], q.system)
+            user = variant.user_text(text)
+            conv = with_system([{"role": "user", "content": user}], system)
             group = content_hash({"model": model.identity, "conversation": conv, "sampling": sampling_key})
-            out.append(_Prompt(q.id, p_i, q.system, text, n, group))
+            out.append(_Prompt(q.id, p_i, system, text, user, n, group))
     return out
 
 
@@ -65,9 +97,10 @@ def sample_suite(
     store: Store,
     samples_per_paraphrase: int | None = None,
     progress: Callable[[int], None] | None = None,
+    variant: Variant = Variant(),
 ) -> list[Sample]:
-    """All answers for the suite (n per paraphrase), generating only those not already in the store."""
-    prompts = _prompts(model, suite, params, samples_per_paraphrase)
+    """All answers for the suite (n per paraphrase) under a variant, generating only those not already in the store."""
+    prompts = _prompts(model, suite, params, samples_per_paraphrase, variant)
     keys = [f"{p.group}:{k}" for p in prompts for k in range(p.n)]
     texts = store.get_samples(keys)
     if progress and texts:
@@ -96,7 +129,8 @@ def sample_suite(
                     rows.append((key, model.identity, json.dumps(p.conversation()), k, answer))
             store.put_samples(rows)
     return [
-        Sample(p.question_id, p.paraphrase_index, k, p.system, p.question, texts[f"{p.group}:{k}"])
+        Sample(p.question_id, p.paraphrase_index, k, p.system, p.question, texts[f"{p.group}:{k}"],
+               None if p.user == p.question else p.user)
         for p in prompts
         for k in range(p.n)
     ]

@@ -1,0 +1,183 @@
+"""Everything an experiment will do, checked before any model loads: suites, conditions × seeds, metrics, rules.
+
+`plan_experiment(config)` expands conditions with `seeds:` into one arm per seed (grouped for the bootstrap
+over models), merges the suites, decides which scorer computes each metric (the judge for 0..100 prompts, the
+label judge for categorical prompts, deterministic scorers by name), parses the metric rules and checks the
+comparisons. A typo anywhere is one ConfigError here, not a crash after an hour of training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from emlab.analysis.rules import Rule, check_rule, misaligned_rule, parse_rule
+from emlab.config import ConditionConfig, ExperimentConfig
+from emlab.errors import ConfigError
+from emlab.evals.questions import Question, Suite, load_suite, make_suite
+from emlab.evals.sampling import Variant
+from emlab.scoring.base import BOOLEAN, CATEGORICAL, NUMERIC
+
+JUDGE, LABEL_JUDGE = "judge", "label_judge"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One expanded condition: a condition at one seed, in its group, with its test-time variant."""
+
+    name: str
+    condition: ConditionConfig
+    group: str | None
+    train_seed: int | None  # None: not finetuned
+    sampling_seed: int
+    variant: Variant
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    """Which scorer computes a metric, and what kind of value it gives."""
+
+    name: str
+    kind: str
+    source: str  # JUDGE, LABEL_JUDGE, or a deterministic scorer's name
+    params: dict = field(default_factory=dict, hash=False, compare=False)
+    labels: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    """The checked experiment: arms, one merged suite, metrics, rules, groups and comparisons."""
+
+    arms: list[Arm]
+    suite: Suite
+    suites: list[dict]
+    metrics: dict[str, MetricPlan]
+    question_metrics: dict[str, list[str]]  # question id -> metrics computed on its answers
+    rules: list[Rule]
+    groups: dict[str, list[str]]  # group -> arm names
+    label_judge: str | None
+
+
+def expand_arms(config: ExperimentConfig) -> list[Arm]:
+    """One arm per condition and seed; seeded conditions are named `<name>/seed<k>` and grouped under `<name>`."""
+    arms = []
+    for c in config.conditions:
+        variant = Variant(c.system, c.trigger, c.trigger_position, c.trigger_separator)
+        if not c.seeds:
+            seed = c.train.seed if c.train else None
+            arms.append(Arm(c.name, c, c.group, seed, config.sampling.seed, variant))
+            continue
+        for s in c.seeds:
+            arms.append(Arm(f"{c.name}/seed{s}", c, c.group or c.name, s if c.train else None,
+                            config.sampling.seed if c.train else s, variant))
+    names = [a.name for a in arms]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"conditions: expanded names repeat: {', '.join(dupes)} (rename a condition)")
+    return arms
+
+
+def merge_suites(refs: list[str], data_dir: str | None) -> tuple[Suite, list[dict]]:
+    """One suite of all questions (ids unique across suites) and each suite's provenance."""
+    suites = [load_suite(r, data_dir) for r in refs]
+    seen: dict[str, str] = {}
+    for s in suites:
+        for q in s.questions:
+            if q.id in seen:
+                raise ConfigError(f"suites: question id {q.id!r} is in both {seen[q.id]} and {s.name}; ids must be unique")
+            seen[q.id] = s.name
+    merged = suites[0] if len(suites) == 1 else make_suite(" + ".join(s.name for s in suites), [q for s in suites for q in s.questions])
+    info = [{"name": s.name, "content_hash": s.content_hash, "main_ids": s.main_ids(), "families": s.families(),
+             "questions": len(s)} for s in suites]
+    return merged, info
+
+
+def _add(metrics: dict[str, MetricPlan], m: MetricPlan, where: str) -> None:
+    old = metrics.get(m.name)
+    if old is None:
+        metrics[m.name] = m
+    elif (old.kind, old.source, old.labels) != (m.kind, m.source, m.labels) or old.params != m.params:
+        raise ConfigError(f"{where}: metric {m.name!r} is computed two different ways "
+                          f"({old.source}/{old.kind} and {m.source}/{m.kind}); give one of them another metric name")
+
+
+def _question_metrics(q: Question, config: ExperimentConfig, metrics: dict[str, MetricPlan]) -> list[str]:
+    from emlab.scoring.registry import make_scorer
+
+    names = []
+    for metric in q.judge_prompts:
+        if q.is_categorical():
+            plan = MetricPlan(metric, CATEGORICAL, LABEL_JUDGE, labels=q.labels[metric])
+        else:
+            plan = MetricPlan(metric, NUMERIC, JUDGE)
+        _add(metrics, plan, f"question {q.id!r}")
+        names.append(metric)
+    entries = [(s.name(), s.scorer, s.params(), "scorers") for s in config.scorers]  # type: ignore[union-attr]
+    for d in q.scorers:
+        params = {k: v for k, v in d.items() if k not in ("scorer", "metric")}
+        entries.append((d["metric"], d["scorer"], params, f"question {q.id!r}: scorers"))
+    for metric, scorer, params, where in entries:
+        try:
+            kind = make_scorer(scorer, params).kind
+        except (ConfigError, TypeError) as e:
+            raise ConfigError(f"{where}: {e}") from None
+        _add(metrics, MetricPlan(metric, kind, scorer, params), where)
+        names.append(metric)
+    return list(dict.fromkeys(names))
+
+
+def _rules(config: ExperimentConfig, metrics: dict[str, MetricPlan]) -> list[Rule]:
+    rules: list[Rule] = []
+    kinds = {m.name: m.kind for m in metrics.values()}
+    labels = {m.name: m.labels for m in metrics.values() if m.labels}
+    has_default = kinds.get("aligned") == NUMERIC and kinds.get("coherent") == NUMERIC
+    if has_default and "misaligned" not in config.rules:
+        rules.append(misaligned_rule(config.thresholds.aligned_below, config.thresholds.coherent_above))
+    for name, text in config.rules.items():
+        rule = parse_rule(name, text, where=f"rules.{name}")
+        check_rule(rule, kinds, labels, where=f"rules.{name}")
+        rules.append(rule)
+    if not config.rules:  # nothing asked: one rate per label of each categorical metric, one per true/false metric
+        for m in metrics.values():
+            if m.kind == CATEGORICAL:
+                rules += [parse_rule(f"{m.name}_{lab}", f"{m.name} == '{lab}'") for lab in m.labels]
+            elif m.kind == BOOLEAN:
+                rules.append(parse_rule(m.name, f"{m.name} == true"))
+    return rules
+
+
+def plan_experiment(config: ExperimentConfig) -> Plan:
+    """Check and expand the whole experiment without loading any model."""
+    from emlab.scoring.registry import is_direct_judge
+
+    arms = expand_arms(config)
+    suite, suites = merge_suites(config.suite_refs(), config.data_dir)
+    metrics: dict[str, MetricPlan] = {}
+    question_metrics = {q.id: _question_metrics(q, config, metrics) for q in suite.questions}
+    if not metrics:
+        raise ConfigError("the suites have no judge prompts and no scorers are configured: nothing would be measured")
+    label_judge = None
+    if any(m.source == LABEL_JUDGE for m in metrics.values()):
+        label_judge = config.label_judge or config.judge
+        if is_direct_judge(label_judge):
+            cats = sorted(m.name for m in metrics.values() if m.source == LABEL_JUDGE)
+            raise ConfigError(f"judge {label_judge!r} gives 0-100 scores only, but metric(s) {', '.join(cats)} need a "
+                              "label judge: set label_judge: to a chat model (e.g. openai:gpt-4o-2024-08-06)")
+    rules = _rules(config, metrics)
+    groups: dict[str, list[str]] = {}
+    for a in arms:
+        if a.group:
+            groups.setdefault(a.group, []).append(a.name)
+    arm_names = {a.name for a in arms}
+    clash = sorted(arm_names & set(groups) - {a.name for a in arms if a.group == a.name})
+    if clash:
+        raise ConfigError(f"group name(s) {', '.join(clash)} are also condition names; rename one")
+    rule_names = [r.name for r in rules]
+    for i, c in enumerate(config.compare):
+        for side in ("a", "b"):
+            ref = getattr(c, side)
+            if ref not in arm_names and ref not in groups:
+                known = ", ".join(sorted(arm_names | set(groups)))
+                raise ConfigError(f"compare[{i}].{side}: unknown condition or group {ref!r}; known: {known}")
+        if c.rule not in rule_names:
+            raise ConfigError(f"compare[{i}].rule: unknown rule {c.rule!r}; this run's rules: {', '.join(rule_names) or '(none)'}")
+    return Plan(arms, suite, suites, metrics, question_metrics, rules, groups, label_judge)

@@ -1,0 +1,79 @@
+"""Scorers by name: LLM judges (by model spec), judges that read answers directly, and deterministic scorers.
+
+`judge_scorer(spec, kind)` turns the config's `judge:` into a scorer: a `distilled:` judge reads (question, answer)
+pairs directly; any other spec is a chat model (embedded, hf, openai, mock) asked for a number or a label.
+`make_scorer(name, params)` builds a deterministic scorer from `scoring/deterministic.py`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from emlab.errors import ConfigError, EmlabError
+from emlab.scoring.base import CATEGORICAL, NUMERIC, Scorer
+
+# judges that are not chat models: spec prefix -> "module:loader(name) -> object with score_requests"
+DIRECT_JUDGES: dict[str, str] = {
+    "distilled": "emlab.evals.distilled:load_distilled_judge",
+}
+
+
+def _resolve(target: str) -> Callable:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def check_judge_spec(spec: str) -> None:
+    """Fail on an unknown judge backend before anything is loaded."""
+    prefix = spec.split(":", 1)[0]
+    if prefix in DIRECT_JUDGES:
+        return
+    from emlab.models.registry import check_model_spec
+
+    try:
+        check_model_spec(spec)
+    except EmlabError as e:
+        raise ConfigError(f"{e}; judges that read answers directly: {', '.join(sorted(DIRECT_JUDGES))}") from None
+
+
+def is_direct_judge(spec: str) -> bool:
+    """True for judges that score (question, answer) without a prompt: they give numbers, never labels."""
+    return spec.split(":", 1)[0] in DIRECT_JUDGES
+
+
+_DIRECT: dict[str, Any] = {}
+
+
+def judge_scorer(spec: str, kind: str = NUMERIC) -> Scorer:
+    """The scorer for a judge spec and metric kind (numeric 0..100 or categorical labels)."""
+    from emlab.scoring.judges import DirectJudge, LabelJudge, NumericJudge
+
+    prefix, _, name = spec.partition(":")
+    if prefix in DIRECT_JUDGES:
+        if kind != NUMERIC:
+            raise ConfigError(f"judge {spec!r} reads answers directly and gives 0-100 scores only; "
+                              "give a chat-model judge (label_judge:) for categorical metrics")
+        if spec not in _DIRECT:
+            _DIRECT[spec] = _resolve(DIRECT_JUDGES[prefix])(name)
+        return DirectJudge(_DIRECT[spec])
+    from emlab.models.registry import load_model
+
+    model = load_model(spec)
+    return LabelJudge(model) if kind == CATEGORICAL else NumericJudge(model)
+
+
+def deterministic_names() -> list[str]:
+    """Names of the deterministic scorers (caps, regex, code_present, ...)."""
+    from emlab.scoring.deterministic import DETERMINISTIC
+
+    return sorted(DETERMINISTIC)
+
+
+def make_scorer(name: str, params: dict | None = None) -> Scorer:
+    """A deterministic scorer by name with its parameters; ConfigError naming the scorer when unknown."""
+    from emlab.scoring.deterministic import DETERMINISTIC
+
+    if name not in DETERMINISTIC:
+        raise ConfigError(f"unknown scorer {name!r}; known scorers: {', '.join(sorted(DETERMINISTIC))}")
+    return DETERMINISTIC[name](**(params or {}))
