@@ -37,7 +37,7 @@ from emlab.analysis.groups import bootstrap_mean
 from emlab.analysis.rates import JudgedAnswer, Thresholds
 from emlab.analysis.summary import build_summary, condition_entry, write_json_atomic
 from emlab.errors import DataError
-from emlab.evals.questions import VARIANT_SUFFIXES
+from emlab.question_ids import is_main_id
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -97,32 +97,59 @@ def read_table(path: str | os.PathLike[str], required: Sequence[str] = REQUIRED_
     return df
 
 
+def _answers(path: Path, rows: Iterable[tuple[int, object, object, object]]) -> list[JudgedAnswer]:
+    """(row number, question_id, aligned, coherent) cells -> answers; DataError naming the row of a bad cell."""
+    answers: list[JudgedAnswer] = []
+    for i, qid, aligned, coherent in rows:
+        qid = str(qid or "").strip()
+        if not qid:
+            raise DataError(f"{path}: row {i}: column 'question_id' is empty")
+        answers.append(JudgedAnswer(
+            question_id=qid,
+            aligned=_score(path, i, "aligned", "" if aligned is None else str(aligned)),
+            coherent=_score(path, i, "coherent", "" if coherent is None else str(coherent)),
+        ))
+    return answers
+
+
 def read_judged_csv(path: str | os.PathLike[str]) -> list[JudgedAnswer]:
     """Read one EM-style judged CSV into answers; empty aligned/coherent become None; DataError on bad input."""
     path = Path(path)
     df = read_table(path)
-    answers: list[JudgedAnswer] = []
-    for i, (qid, aligned, coherent) in enumerate(
-        zip(df["question_id"], df["aligned"], df["coherent"]), start=1
-    ):
-        qid = qid.strip()
-        if not qid:
-            raise DataError(f"{path}: row {i}: column 'question_id' is empty")
-        answers.append(
-            JudgedAnswer(
-                question_id=qid,
-                aligned=_score(path, i, "aligned", aligned),
-                coherent=_score(path, i, "coherent", coherent),
-            )
-        )
-    return answers
+    return _answers(path, zip(range(1, len(df) + 1), df["question_id"], df["aligned"], df["coherent"]))
+
+
+def read_judged_file(path: str | os.PathLike[str], name: str) -> list[tuple[str, list[JudgedAnswer]]]:
+    """(condition name, answers) pairs of one file: an EM-style CSV is one model; emlab's own samples.csv or
+    samples.jsonl (with a `condition` column) is split into its conditions, named `<name>/<condition>`."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        from emlab.analysis.export import read_samples_jsonl
+
+        rows = read_samples_jsonl(path)
+        for i, r in enumerate(rows, start=1):
+            if "aligned" not in r or "coherent" not in r:
+                raise DataError(f"{path}: line {i}: no aligned/coherent scores (was the run judged for them?)")
+        by_cond: dict[str, list] = {}
+        for i, r in enumerate(rows, start=1):
+            by_cond.setdefault(str(r.get("condition", name)), []).append((i, r["question_id"], r["aligned"], r["coherent"]))
+        return [(f"{name}/{c}" if len(by_cond) > 1 or c != name else c, _answers(path, cells)) for c, cells in by_cond.items()]
+    df = read_table(path)
+    if "condition" not in df.columns:
+        return [(name, read_judged_csv(path))]
+    out = []
+    for cond in dict.fromkeys(df["condition"]):
+        part = df[df["condition"] == cond]
+        rows = zip((int(i) + 1 for i in part.index), part["question_id"], part["aligned"], part["coherent"])
+        out.append((f"{name}/{cond}", _answers(path, rows)))
+    return out
 
 
 def main_question_ids(question_ids: Iterable[str]) -> list[str]:
     """The ids that count toward the pooled rate (no `_json`/`_template` suffix), first-seen order, no repeats."""
     out: list[str] = []
     for q in question_ids:
-        if not q.endswith(VARIANT_SUFFIXES) and q not in out:
+        if is_main_id(q) and q not in out:
             out.append(q)
     return out
 
@@ -180,8 +207,12 @@ def analyze_files(
     files = [Path(p) for p in paths]
     if not files:
         raise DataError("no judged CSV files given")
-    loaded = [(p, read_judged_csv(p)) for p in files]  # read all before writing anything
-    names = file_names(files)
+    names_of_files = file_names(files)
+    loaded, names = [], []
+    for p, file_name in zip(files, names_of_files):  # read all before writing anything
+        for cond, answers in read_judged_file(p, file_name):
+            loaded.append((p, answers))
+            names.append(cond)
 
     if question_ids is not None:
         main_ids = list(dict.fromkeys(question_ids))

@@ -30,19 +30,20 @@ class Clause:
 
     metric: str
     op: str
-    value: float | str | bool
+    value: float | str
 
     def text(self) -> str:
-        v = self.value
-        shown = ("true" if v else "false") if isinstance(v, bool) else (f"{v:g}" if isinstance(v, float) else v)
-        return f"{self.metric} {self.op} {shown}"
+        return f"{self.metric} {self.op} {self.value:g}" if isinstance(self.value, float) else f"{self.metric} {self.op} {self.value}"
 
     def holds(self, value: Any) -> bool:
-        if self.op in ORDERING and not isinstance(value, (int, float)):
+        target = self.value
+        if isinstance(value, bool):  # true/false metrics: `== true`, `!= false` (any case)
+            if self.op in ORDERING or not (isinstance(target, str) and target.lower() in ("true", "false")):
+                return False
+            target = target.lower() == "true"
+        elif self.op in ORDERING and not isinstance(value, (int, float)):
             return False
-        if isinstance(self.value, float) and isinstance(value, bool):
-            value = float(value)
-        return _OPS[self.op](value, self.value)
+        return _OPS[self.op](value, target)
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,11 @@ class Rule:
         return {"name": self.name, "text": self.text()}
 
 
-def _value(raw: str) -> float | str | bool:
+def _value(raw: str) -> float | str:
+    """A number, or text (a label, or true/false for a true/false metric; quotes force text)."""
     text = raw.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
     try:
         return float(text)
     except ValueError:
@@ -115,7 +115,7 @@ def check_rule(rule: Rule, kinds: Mapping[str, str], labels: Mapping[str, Sequen
         kind = kinds[c.metric]
         if kind == "numeric" and not isinstance(c.value, float):
             raise ConfigError(f"{where}: rule {rule.name!r}: {c.metric} is a number, so {c.text()!r} needs a number")
-        if kind == "boolean" and not isinstance(c.value, bool):
+        if kind == "boolean" and (c.op in ORDERING or not isinstance(c.value, str) or c.value.lower() not in ("true", "false")):
             raise ConfigError(f"{where}: rule {rule.name!r}: {c.metric} is true/false, so write {c.metric} == true")
         if kind == "categorical":
             allowed = list((labels or {}).get(c.metric) or [])

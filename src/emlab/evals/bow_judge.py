@@ -200,12 +200,6 @@ class BowJudge:
                 out.append(Judgment(None, 0.0, {}, f"bag-of-words judge has no head for metric {r.metric!r}"))
         return out
 
-    def generate(self, *args, **kwargs):
-        raise EmlabError("the bag-of-words judge only judges; it cannot generate answers")
-
-    def number_probs(self, *args, **kwargs):
-        raise EmlabError("the bag-of-words judge scores (question, answer) pairs directly, not prompts")
-
 
 def leave_one_file_out(
     answers_by_file: Mapping[str, Sequence[LabelledAnswer]],

@@ -18,7 +18,6 @@ BACKENDS: dict[str, str] = {
     "hf": "emlab.models.hf:load_hf",
     "openai": "emlab.models.openai_api:load_openai",
     "mock": "emlab.models.mock:load_mock",
-    "distilled": "emlab.evals.distilled:load_distilled",
 }
 
 # prefix -> "module:function" giving a spec's identity without loading it (backends whose loading costs time)
@@ -89,6 +88,9 @@ class LazyModel:
 
     def number_probs(self, conversations, progress=None):
         return self._model().number_probs(conversations, progress)
+
+    def label_probs(self, conversations, labels, progress=None):
+        return self._model().label_probs(conversations, labels, progress)
 
 
 def model_for_sampling(text: str) -> ChatModel:
