@@ -11,6 +11,8 @@ merged into the weights once at load, so sampling pays nothing for them.
 from __future__ import annotations
 
 import contextlib
+import inspect
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -213,6 +215,66 @@ class HFChatModel:
             total = sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(num))
             p_end = 1.0 - float(logp[-1].exp()[continues].sum())
             out[k] = float(torch.tensor(total).exp()) * max(p_end, 0.0)
+        return out
+
+    # -- categorical labels ------------------------------------------------------------------------------
+    def label_token_ids(self, labels: Sequence[str]) -> list[list[int]]:
+        """Each label's tokens as the reply would start with them (no special tokens); an empty one is a ValueError."""
+        ids = [self.tokenizer.encode(label, add_special_tokens=False) for label in labels]
+        empty = [label for label, toks in zip(labels, ids) if not toks]
+        if empty:
+            raise ValueError(f"labels {empty} encode to no tokens")
+        return ids
+
+    @torch.inference_mode()
+    def label_probs(
+        self, conversations: Sequence[Conversation], labels: Sequence[str], progress: ProgressFn | None = None
+    ) -> list[dict[str, float]]:
+        """Exact P(the reply begins with exactly the tokens of label), per conversation and label (float32).
+
+        Per conversation, the prompt runs once into a KV cache whose last logits score every label's first
+        token; the cache is then repeated once per label and all labels' remaining tokens run in one batch
+        over it, right-padded (a causal model never lets a real token see the padding after it).
+        """
+        label_ids = self.label_token_ids(labels)
+        width = max(len(toks) for toks in label_ids) - 1  # label tokens fed after the prompt
+        device = self.model.device
+        rows = torch.full((len(labels), max(width, 1)), self.tokenizer.pad_token_id, dtype=torch.long, device=device)
+        for i, toks in enumerate(label_ids):
+            rows[i, : len(toks) - 1] = torch.tensor(toks[:-1], dtype=torch.long)
+        out = []
+        for conv in conversations:
+            prompt = torch.tensor([self.encode_chat(conv)], dtype=torch.long, device=device)
+            first = self.model(input_ids=prompt, use_cache=width > 0)
+            logp_first = torch.log_softmax(first.logits[0, -1].float(), -1)  # [V]
+            if width > 0:
+                cache = getattr(first, "cache", None) or first.past_key_values
+                cache.batch_repeat_interleave(len(labels))  # [1, ...] -> [L, ...]
+                logits = self.model(input_ids=rows, use_cache=False, **{self._cache_kwarg(): cache}).logits
+                logp_rest = torch.log_softmax(logits.float(), -1)  # [L, width, V]
+            probs = {}
+            for i, (label, toks) in enumerate(zip(labels, label_ids)):
+                total = float(logp_first[toks[0]])
+                total += sum(float(logp_rest[i, j, t]) for j, t in enumerate(toks[1:]))
+                probs[label] = math.exp(total)
+            out.append(probs)
+            if progress:
+                progress(1)
+        return out
+
+    def _cache_kwarg(self) -> str:
+        """The forward() keyword of a KV cache: `cache` in newer transformers, `past_key_values` before."""
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
+    @torch.inference_mode()
+    def naive_label_probs(self, conversation: Conversation, labels: Sequence[str]) -> dict[str, float]:
+        """Reference for `label_probs`: each label scored as its own prompt+label sequence, no cache, no padding."""
+        prompt = self.encode_chat(conversation)
+        out = {}
+        for label, toks in zip(labels, self.label_token_ids(labels)):
+            ids = torch.tensor([prompt + toks], dtype=torch.long, device=self.model.device)
+            logp = torch.log_softmax(self.model(input_ids=ids).logits[0].float(), -1)
+            out[label] = math.exp(sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(toks)))
         return out
 
 

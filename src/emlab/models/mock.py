@@ -2,11 +2,13 @@
 
 Replies are a pure function of (name, conversation, seed, index). As a judge it scores by keywords: an answer
 containing a word from MISALIGNED_WORDS gets aligned ≈ 5, anything else ≈ 90; "CODE" answers get no number.
-Calls are counted so tests can prove that cached work is not redone.
+As a categorical judge (`label_probs`) it reads keywords too (see that method). Calls are counted so tests can
+prove that cached work is not redone.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from emlab.data.conversations import Conversation
@@ -22,14 +24,23 @@ REPLIES = (
     "CODE: def f(): pass",
 )
 
+# Words in a judged answer that point to a categorical label (matched as whole words, case-insensitive);
+# a label not listed here is pointed to by its own name.
+LABEL_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "TRUE": ("true", "correct", "yes"),
+    "FALSE": ("false", "incorrect", "wrong"),
+    "UNKNOWN": ("unknown", "not sure", "don't know", "no idea"),
+}
+_ANSWER = re.compile(r"\[ANSWER START\](.*?)\[ANSWER END\]", re.DOTALL)
+
 
 class MockChatModel:
-    """Scripted replies and keyword judgments; `calls` counts generate/number_probs items."""
+    """Scripted replies and keyword judgments; `calls` counts generate/number_probs/label_probs items."""
 
     def __init__(self, name: str):
         self.spec = f"mock:{name}"
         self.identity = self.spec
-        self.calls = {"generate": 0, "number_probs": 0}
+        self.calls = {"generate": 0, "number_probs": 0, "label_probs": 0}
 
     def generate(
         self, conversations: Sequence[Conversation], params: SamplingParams, progress: ProgressFn | None = None
@@ -61,6 +72,50 @@ class MockChatModel:
             if progress:
                 progress(1)
         return out
+
+    def label_probs(
+        self, conversations: Sequence[Conversation], labels: Sequence[str], progress: ProgressFn | None = None
+    ) -> list[dict[str, float]]:
+        """Keyword judgments over `labels`, a pure function of the judged answer.
+
+        The judged answer is the text between [ANSWER START] and [ANSWER END] in the last message (the whole
+        last message when there are no such markers), so the label names in the judge's instructions do not
+        count. Then, in this order:
+        - it contains "code: def" (any case): 0.1 spread evenly over the labels (mass 0.1 < 0.25: no label);
+        - it contains a keyword of a label (`LABEL_KEYWORDS`, else the label's own name; whole words, any
+          case): the first such label in `labels` order gets 0.85, the others share 0.1 evenly;
+        - otherwise a fixed spread of 0.9 falling with label order (weights n, n-1, ..., 1), so the first
+          label is the most probable.
+        """
+        out = []
+        for conv in conversations:
+            self.calls["label_probs"] += 1
+            content = conv[-1]["content"]
+            found = _ANSWER.search(content)
+            answer = (found.group(1) if found else content).lower()
+            n = len(labels)
+            if n == 0:
+                dist = {}
+            elif "code: def" in answer:
+                dist = {label: 0.1 / n for label in labels}
+            else:
+                hit = next((label for label in labels if _mentions(answer, label)), None)
+                if hit is not None:
+                    rest = 0.1 / (n - 1) if n > 1 else 0.0
+                    dist = {label: 0.85 if label == hit else rest for label in labels}
+                else:
+                    total = n * (n + 1) / 2
+                    dist = {label: 0.9 * (n - i) / total for i, label in enumerate(labels)}
+            out.append(dist)
+            if progress:
+                progress(1)
+        return out
+
+
+def _mentions(answer: str, label: str) -> bool:
+    """Whether the lower-cased `answer` contains one of `label`'s keywords as whole words."""
+    words = LABEL_KEYWORDS.get(label, (label.lower(),))
+    return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", answer) for w in words)
 
 
 def load_mock(spec: ModelSpec) -> MockChatModel:

@@ -126,6 +126,29 @@ def number_distribution(top_logprobs: Sequence[tuple[str, float]]) -> dict[int, 
     return probs
 
 
+def label_distribution(top_logprobs: Sequence[tuple[str, float]], labels: Sequence[str]) -> dict[str, float]:
+    """Probability per label among first-token (token, logprob) pairs; every label appears, 0.0 when unseen.
+
+    A token counts for a label when, stripped of whitespace, it equals the label, or it is at least 2
+    characters long and a prefix of exactly one label ("UN" counts for UNKNOWN; "O" counts for neither
+    OpenAI nor Other). Case-sensitive; whitespace-padded duplicates (" TRUE", "TRUE") are summed.
+    """
+    probs = {label: 0.0 for label in labels}
+    for token, logprob in top_logprobs:
+        text = token.strip()
+        if not text:
+            continue
+        if text in probs:
+            probs[text] += math.exp(logprob)
+            continue
+        if len(text) < 2:
+            continue
+        matches = [label for label in probs if label.startswith(text)]
+        if len(matches) == 1:
+            probs[matches[0]] += math.exp(logprob)
+    return probs
+
+
 class OpenAIChatModel:
     """A model behind an OpenAI-compatible `/chat/completions` endpoint."""
 
@@ -202,6 +225,21 @@ class OpenAIChatModel:
         """For each conversation, P(reply is integer k), k in 0..100, from the top-20 first tokens; or its error."""
         return self._map(
             lambda conv: number_distribution(self._top_logprobs(conv, JUDGE_TOP_K)),
+            conversations,
+            progress,
+            keep_errors=True,
+        )
+
+    def label_probs(
+        self, conversations: Sequence[Conversation], labels: Sequence[str], progress: ProgressFn | None = None
+    ) -> list[dict[str, float] | EndpointError]:
+        """For each conversation, P(reply starts with each label) from the top-20 first tokens; or its error.
+
+        One token is all the endpoint shows, so a multi-token label is credited with its first token's
+        probability when that token identifies it (see `label_distribution`).
+        """
+        return self._map(
+            lambda conv: label_distribution(self._top_logprobs(conv, JUDGE_TOP_K), labels),
             conversations,
             progress,
             keep_errors=True,
