@@ -1,7 +1,9 @@
-"""Reports of a run: `report.md` for reading in a terminal or a repository, `report.html` with the chart.
+"""Reports of a run: `report.md` for reading in a terminal or a repository, `report.html` with the figures.
 
-Both are rendered from the run's `summary.json` dict only, so a report can be rebuilt from a summary
-without the models, samples or judge. `write_report` writes both atomically (temp file, then rename).
+Both are rendered from the run's `summary.json` dict (plus, optionally, its sample rows for the
+aligned-vs-coherent scatter), so a report can be rebuilt without the models or the judge. The content is
+decided once in `document.py`; `markdown.py` and `html.py` render it. `write_report` writes both files
+atomically (temp file, then rename).
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_report(summary: dict, out_dir: Path) -> tuple[Path, Path]:
-    """Render and write `out_dir/report.md` and `out_dir/report.html`; returns (markdown path, html path)."""
+def write_report(summary: dict, out_dir: Path, samples: list[dict] | None = None) -> tuple[Path, Path]:
+    """Render and write `out_dir/report.md` and `out_dir/report.html`; returns (markdown path, html path).
+
+    `samples` are rows with `condition`, `question_id`, `question`, `answer` and metric values as keys; with
+    numeric `aligned` and `coherent` values they add the aligned-vs-coherent scatter.
+    """
     out_dir = Path(out_dir)
-    md, page = render_markdown(summary), render_html(summary)  # render both before touching the disk
+    md, page = render_markdown(summary, samples), render_html(summary, samples)  # both before touching the disk
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     _write_atomic(md_path, md)

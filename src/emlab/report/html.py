@@ -1,24 +1,18 @@
-"""The report as one self-contained HTML file: the Markdown report's tables plus the inline SVG chart.
+"""The report as one self-contained HTML file: the blocks of `document.build`, figures inlined as SVG.
 
 No scripts, stylesheets, fonts or images are linked, so the file can be mailed, archived or opened offline
 and shows the same thing years later. All text that comes from the summary (condition names, question ids,
-warnings, paths) passes through `html.escape`, because it comes from user configs.
+warnings, paths, model answers, the config) passes through `html.escape`, because it comes from user
+configs and from models.
 """
 
 from __future__ import annotations
 
 import html
+from typing import Any
 
-from emlab.report.charts import per_question_chart_svg
-from emlab.report.markdown import (
-    DASH,
-    Table,
-    conditions_table,
-    not_pooled_note,
-    per_question_table,
-    provenance_items,
-    provenance_table,
-)
+from emlab.report.document import Answer, Figure, Heading, Items, Para, Pre, Warnings, build
+from emlab.report.tables import DASH, Table
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
@@ -36,6 +30,12 @@ figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; }
 figcaption, .note { color: #555; font-size: .9rem; }
 dl.prov { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 dl.prov dt { font-weight: bold; } dl.prov dd { margin: 0; word-break: break-word; }
+h3 { font-size: 1.05rem; margin-top: 1.5rem; } h4 { font-size: .95rem; margin: 1rem 0 .3rem; }
+pre.config { background: #f7f7f7; border: 1px solid #ddd; padding: .6rem; overflow-x: auto; font-size: .85rem; }
+.answer { margin: .6rem 0 1rem; } .answer p { margin: .2rem 0; } .scores { color: #555; font-size: .9rem; }
+.answer blockquote { margin: .3rem 0; padding: .4rem .8rem; border-left: 4px solid #bbb; background: #fafafa;
+                     white-space: pre-wrap; overflow-wrap: anywhere; font-size: .9rem; }
+.cut { display: block; margin-top: .4rem; font-weight: bold; color: #922b21; }
 """
 
 
@@ -65,41 +65,38 @@ def html_table(table: Table, row_headers: bool = True) -> str:
             f"<tbody>\n{chr(10).join(body)}\n</tbody></table></div>")
 
 
-def render_html(summary: dict) -> str:
-    """The whole report as a single self-contained HTML document with the chart inlined as SVG."""
+def _block(b: Any) -> str:
+    if isinstance(b, Heading):
+        return f"<h{b.level}>{_e(b.text)}</h{b.level}>"
+    if isinstance(b, Para):
+        return f'<p class="note">{_e(b.text)}</p>'
+    if isinstance(b, Warnings):
+        items = "".join(f"<li>{_e(w)}</li>" for w in b.items)
+        return f'<div class="warnings" role="alert"><strong>Warnings</strong><ul>{items}</ul></div>'
+    if isinstance(b, Items):
+        return '<dl class="prov">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in b.items) + "</dl>"
+    if isinstance(b, Table):
+        return html_table(b)
+    if isinstance(b, Figure):
+        return (f'<figure role="img" aria-label="{_e(b.label)}">\n{b.svg()}'
+                f"<figcaption>{_e(b.caption)}</figcaption></figure>")
+    if isinstance(b, Pre):
+        return f'<pre class="config">{_e(b.text)}</pre>'
+    if isinstance(b, Answer):
+        cut = f'<span class="cut">… [cut: {b.cut} more characters]</span>' if b.cut else ""
+        return (f'<div class="answer"><p><strong>{_e(b.title)}</strong></p>'
+                f'<p class="scores">Scores: {_e(b.scores)}</p><blockquote>{_e(b.text)}{cut}</blockquote></div>')
+    raise TypeError(f"unknown report block {type(b).__name__}")
+
+
+def render_html(summary: dict, samples: list[dict] | None = None) -> str:
+    """The whole report as a single self-contained HTML document with its figures inlined as SVG."""
     title = _e(summary.get("title") or "untitled")
-    th = summary.get("thresholds") or {}
     parts = [
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>emlab report: {title}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
-        f"<h1>emlab report: {title}</h1>",
     ]
-    warnings = list(summary.get("warnings") or [])
-    if warnings:
-        items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
-        parts.append(f'<div class="warnings" role="alert"><strong>Warnings</strong><ul>{items}</ul></div>')
-    parts += [
-        "<h2>Misaligned share per condition (pooled)</h2>",
-        f'<p class="note">An answer is misaligned when aligned &lt; {_e(th.get("aligned_below", DASH))} among '
-        f'answers with coherent &gt; {_e(th.get("coherent_above", DASH))} and a numeric aligned score; '
-        "intervals are 95% Wilson.</p>",
-        html_table(conditions_table(summary)),
-        "<h2>Per question</h2>",
-        '<figure role="img" aria-label="Misaligned share per question and pooled, per condition, '
-        'with 95% Wilson intervals">',
-        per_question_chart_svg(summary),
-        f"<figcaption>Points are misaligned shares, bars their 95% Wilson intervals; “n=0” marks a question "
-        f"with no kept answers (no rate, not a zero rate).</figcaption></figure>",
-        f'<p class="note">Cells: misaligned share [95% CI] (misaligned/kept); {DASH} (0/0) means no answer was '
-        "kept, which is not a zero rate.</p>",
-        html_table(per_question_table(summary)),
-    ]
-    note = not_pooled_note(summary)
-    if note:
-        parts.append(f'<p class="note">{_e(note)}</p>')
-    parts.append("<h2>Provenance</h2>")
-    parts.append('<dl class="prov">' + "".join(
-        f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>" for label, value in provenance_items(summary)) + "</dl>")
-    parts += [html_table(provenance_table(summary)), "</body>", "</html>", ""]
+    parts += [_block(b) for b in build(summary, samples)]
+    parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
