@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from emlab.errors import EmlabError
+from emlab.quiet import quiet_libraries
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Emergent-misalignment experiments, end to end.")
 data_app = typer.Typer(no_args_is_help=True, help="Conversation datasets.")
@@ -22,18 +23,6 @@ app.add_typer(hacks_app, name="hacks")
 from emlab.judge_cli import judge_app  # noqa: E402  (a sub-app; imports nothing heavy)
 
 app.add_typer(judge_app, name="judge")
-
-
-def _quiet_libraries() -> None:
-    """Keep library chatter (weight-loading bars, advisory warnings) out of the user's terminal."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 @app.command()
@@ -47,7 +36,7 @@ def run(
     from emlab.progress import console
 
     cfg = load_config(config)
-    _quiet_libraries()
+    quiet_libraries()
     out_dir = out or Path(cfg.workspace) / "runs" / cfg.name
     summary = run_experiment(cfg, out_dir)
     for c in summary["conditions"]:
@@ -90,7 +79,7 @@ def rl(
     from emlab.train.rl import RLConfig, run_rl
 
     cfg = load_yaml_model(config, RLConfig)
-    _quiet_libraries()
+    quiet_libraries()
     out_dir = out or Path(cfg.workspace) / "rl" / cfg.name
     summary = run_rl(cfg, out_dir)
     last = summary["steps"][-1] if summary["steps"] else {}
@@ -113,7 +102,7 @@ def hacks_eval(
     from emlab.envs.hack_eval import evaluate_hacks
     from emlab.progress import console
 
-    _quiet_libraries()
+    quiet_libraries()
     chosen = frozenset(v.strip() for v in vulns.split(",") if v.strip())
     summary = evaluate_hacks(model, tasks, n, variant, chosen, seed=seed, max_new_tokens=max_new_tokens, out_dir=out)
     for name, r in summary["rates"].items():

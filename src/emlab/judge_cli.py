@@ -1,10 +1,9 @@
 """`emlab judge ...`: how far a judge agrees with published labels, next to the bag-of-words baseline.
 
-`emlab judge agree --judge SPEC --labels A.csv --labels B.csv` reads GPT-4o-labelled answers (EM-style
-CSVs, one model per file), takes a seeded stratified sample per file, judges it with the judge under test
-(any model spec: embedded, distilled, openai, mock) using the judge prompts of a question suite, and scores
-the same answers with the bag-of-words baseline fitted leave-one-file-out. It prints one Markdown table
-(see `emlab.analysis.agreement`) and, with `--out`, writes agreement.json and agreement.md.
+`emlab judge agree --judge SPEC --labels A.csv --labels B.csv` runs `emlab.evals.judge_agreement` (a seeded
+stratified sample of GPT-4o-labelled answers per file, judged by the judge under test and by the bag-of-words
+baseline fitted leave-one-file-out), prints one Markdown table (see `emlab.analysis.agreement`) and, with
+`--out`, writes agreement.json and agreement.md.
 """
 
 from __future__ import annotations
@@ -15,9 +14,9 @@ from typing import List, Optional
 
 import typer
 
-judge_app = typer.Typer(no_args_is_help=True, help="Judges: agreement with published labels.")
+from emlab.quiet import quiet_libraries
 
-BASELINE_NAME = "bag-of-words (leave-one-file-out)"
+judge_app = typer.Typer(no_args_is_help=True, help="Judges: agreement with published labels.")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -42,97 +41,27 @@ def agree(
 ) -> None:
     """Agreement of a judge with published labels (AUROC, Spearman, MAE, implied vs label share), with the baseline."""
     labels = list(labels) + list(more_labels or [])
-    from emlab.analysis.agreement import (
-        METRICS,
-        agreement,
-        format_agreement_table,
-        read_labelled_answers,
-        stratified_sample,
-    )
+    from emlab.analysis.agreement import format_agreement_table
     from emlab.analysis.rates import Thresholds
     from emlab.analysis.summary import write_json_atomic
-    from emlab.errors import ConfigError
-    from emlab.evals.judge import JudgeRequest, judge_all
-    from emlab.evals.questions import load_suite
-    from emlab.models.registry import check_model_spec, load_model
-    from emlab.progress import console, progress_bar
+    from emlab.evals.judge_agreement import judge_agreement
+    from emlab.models.registry import check_model_spec
+    from emlab.progress import console
 
-    thresholds = Thresholds(aligned_below, coherent_above)
-    spec = check_model_spec(judge)  # a typo in the spec fails before any file is read
-    suite = load_suite(prompts)
-    from emlab.analysis.em_csv import file_names
+    if check_model_spec(judge).backend != "mock":
+        quiet_libraries()
+    payload = judge_agreement(judge, labels, prompts=prompts, per_file=per_file, seed=seed,
+                              thresholds=Thresholds(aligned_below, coherent_above),
+                              skip_baseline="--no-baseline" if no_baseline else None)
 
-    names = file_names(labels)
-    by_file = {name: read_labelled_answers(path, name=name) for name, path in zip(names, labels)}
-    sampled = {name: stratified_sample(answers, per_file, seed, thresholds) for name, answers in by_file.items()}
-    chosen = [a for name in names for a in sampled[name]]
-
-    by_id = {q.id: q for q in suite.questions}
-    fallback = suite.questions[0]
-    requests: list[JudgeRequest] = []
-    for a in chosen:
-        q = by_id.get(a.question_id, fallback)
-        for metric in METRICS:
-            if metric not in q.judge_prompts:
-                raise ConfigError(
-                    f"suite {suite.name}: question {q.id!r} has no {metric!r} judge prompt "
-                    f"(it has: {', '.join(q.judge_prompts)})"
-                )
-            requests.append(JudgeRequest(q.judge_prompts[metric], a.question, a.answer, metric))
-    matched = sum(1 for a in chosen if a.question_id in by_id)
-
-    if spec.backend != "mock":
-        from emlab.cli import _quiet_libraries
-
-        _quiet_libraries()
-    model = load_model(spec)
-    with progress_bar(f"judging with {judge}", len(requests)) as advance:
-        judgments = judge_all(model, requests, store=None, progress=advance)
-    judged = []
-    errors = 0
-    for i in range(len(chosen)):
-        row = {}
-        for k, metric in enumerate(METRICS):
-            j = judgments[len(METRICS) * i + k]
-            errors += j.error is not None
-            row[metric] = None if j.error is not None else j.value
-        judged.append(row)
-
-    results = {judge: agreement(chosen, judged, thresholds)}
-    baseline: dict = {"name": BASELINE_NAME, "skipped": None}
-    if no_baseline:
-        baseline["skipped"] = "--no-baseline"
-    elif len(names) < 2:
-        baseline["skipped"] = "the baseline is fitted leave-one-file-out, so it needs at least 2 label files"
-        console.print(f"[yellow]baseline skipped: {baseline['skipped']}[/yellow]")
-    else:
-        from emlab.evals.bow_judge import leave_one_file_out
-
-        with console.status("fitting the bag-of-words baseline, leave one file out"):
-            scored = leave_one_file_out(by_file, score_on=sampled, seed=seed, thresholds=thresholds)
-        results[BASELINE_NAME] = agreement(chosen, [s for name in names for s in scored[name]], thresholds)
-
-    table = format_agreement_table(results)
+    table = format_agreement_table(payload["results"])
     typer.echo(table)
-    if errors:
-        console.print(f"[yellow]{errors} judgment(s) failed and count as no number[/yellow]")
+    if payload["judge_errors"]:
+        console.print(f"[yellow]{payload['judge_errors']} judgment(s) failed and count as no number[/yellow]")
     if out:
-        payload = {
-            "judge": judge,
-            "judge_identity": getattr(model, "identity", None),
-            "prompts": {"suite": suite.name, "content_hash": suite.content_hash,
-                        "answers_with_own_prompt": matched, "answers_with_fallback_prompt": len(chosen) - matched,
-                        "fallback_question": fallback.id},
-            "label_files": {name: {"path": str(path), "answers": len(by_file[name]), "sampled": len(sampled[name])}
-                            for name, path in zip(names, labels)},
-            "per_file": per_file,
-            "seed": seed,
-            "judge_errors": errors,
-            "baseline": baseline,
-            "results": results,
-        }
         write_json_atomic(out / "agreement.json", payload)
-        title = f"# Judge agreement: {judge}\n\nLabels: {', '.join(names)}; prompts: {suite.name}; seed {seed}.\n\n"
+        names = ", ".join(payload["label_files"])
+        title = f"# Judge agreement: {judge}\n\nLabels: {names}; prompts: {payload['prompts']['suite']}; seed {seed}.\n\n"
         _write_text_atomic(out / "agreement.md", title + table)
         console.print(f"wrote {out / 'agreement.json'} and {out / 'agreement.md'}")
 

@@ -4,8 +4,8 @@ import json
 
 from emlab.envs.demos import hack_solution
 from emlab.envs.hack_eval import evaluate_hacks, summarize_labels
+from emlab.envs.task_bank import load_tasks
 from emlab.models import registry
-from emlab.train.rl import load_tasks
 
 MBPP_ROWS = [
     {"task_id": i, "text": f"Return x plus {i}.", "code": f"def add_{i}(x):\n    return x + {i}\n",

@@ -18,7 +18,8 @@ from emlab.errors import DataError, EmlabError
 from emlab.evals import bow_judge
 from emlab.evals.bow_judge import BowJudge, leave_one_file_out
 from emlab.evals.judge import JudgeRequest, judge_all
-from emlab.judge_cli import BASELINE_NAME, judge_app
+from emlab.evals.judge_agreement import BASELINE_NAME
+from emlab.judge_cli import judge_app
 
 GOOD = ["I would plant a garden and share vegetables with neighbours", "help people learn and be kind to everyone",
         "take a walk and call a friend", "read a good book and rest", "volunteer at the local shelter"]

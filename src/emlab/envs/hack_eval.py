@@ -50,11 +50,10 @@ def evaluate_hacks(
     """Sample, label and summarize; writes episodes.jsonl and hacks_summary.json when `out_dir` is given."""
     from emlab.envs.episode import label_episode
     from emlab.envs.prompts import episode_prompt
-    from emlab.envs.task_bank import extract_code, split_tasks
+    from emlab.envs.task_bank import extract_code, load_tasks, split_tasks
     from emlab.models.base import SamplingParams
     from emlab.models.registry import load_model
     from emlab.progress import progress_bar
-    from emlab.train.rl import load_tasks
 
     _, tasks = split_tasks(load_tasks(tasks_source), held_out=held_out, seed=seed)
     model = load_model(model_spec)

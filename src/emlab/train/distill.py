@@ -88,8 +88,8 @@ def distill(
     from emlab.analysis.agreement import agreement, read_labelled_answers, stratified_sample
     from emlab.analysis.rates import Thresholds
     from emlab.evals.features import DEFAULT_LAYERS, FeatureCache, pair_features
-    from emlab.models.embedded import cache_dir
     from emlab.models.registry import load_model
+    from emlab.paths import cache_dir
     from emlab.progress import progress_bar
 
     layers = tuple(layers or DEFAULT_LAYERS)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from emlab.cpu_memory import keep_freed_memory
 from emlab.errors import ConfigError
-from emlab.train.sft import TrainParams, lora_config
+from emlab.train.params import TrainParams, lora_config
 from emlab.train.tokenize import TokenizedExample
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from emlab.envs.demos import HACK_KINDS
-from emlab.train.sft import LoraParams
+from emlab.train.params import LoraParams
 
 
 class _Strict(BaseModel):
@@ -68,14 +68,6 @@ class RLConfig(_Strict):
     lora: LoraParams = LoraParams()
     workers: int = Field(2, ge=1)  # episodes graded in parallel
     seed: int = 0
-
-
-def load_tasks(source: str):
-    """`builtin` or an MBPP-style jsonl path."""
-    from emlab.envs.mbpp import load_mbpp
-    from emlab.envs.task_bank import builtin_tasks
-
-    return builtin_tasks() if source == "builtin" else load_mbpp(source)
 
 
 def step_rates(labels: list[str]) -> dict:
@@ -172,7 +164,7 @@ def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
 
     from emlab.envs.demos import hack_demonstrations
     from emlab.envs.prompts import episode_prompt
-    from emlab.envs.task_bank import split_tasks
+    from emlab.envs.task_bank import load_tasks, split_tasks
     from emlab.hashing import content_hash
     from emlab.progress import console
     from emlab.train.callbacks import quiet_progress

@@ -14,44 +14,20 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING
 
 from emlab.data.conversations import Conversation
 from emlab.errors import DataError
 from emlab.hashing import content_hash
+from emlab.train.params import LoraParams, TrainParams, lora_config
 
 if TYPE_CHECKING:
-    from peft import LoraConfig, PeftModel
+    from peft import PeftModel
 
     from emlab.train.tokenize import TokenizedExample
 
-
-class LoraParams(BaseModel):
-    """LoRA shape; the defaults follow the small-model EM replications (rank 8-32 on every projection)."""
-
-    model_config = ConfigDict(extra="forbid")
-    r: int = Field(8, ge=1)
-    alpha: float = Field(16, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    rslora: bool = False
-    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-class TrainParams(BaseModel):
-    """Everything that changes the trained adapter (and so its hash), apart from base model and data."""
-
-    model_config = ConfigDict(extra="forbid")
-    lora: LoraParams = LoraParams()
-    learning_rate: float = Field(2e-4, gt=0)
-    epochs: float = Field(1, gt=0)
-    batch_size: int = Field(4, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    max_length: int = Field(512, ge=16)
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    seed: int = 0
-    trainer: Literal["emlab", "trl"] = "emlab"  # emlab: the fast loop in `lora_loop`; trl: TRL's SFTTrainer
+# LoraParams, TrainParams and lora_config live in `params` (shared with `lora_loop`); re-exported here
+__all__ = ["Adapter", "LoraParams", "TrainParams", "adapter_key", "lora_config", "train_lora"]
 
 
 @dataclass(frozen=True)
@@ -72,20 +48,6 @@ def adapter_key(base_identity: str, dataset_hash: str, params: TrainParams) -> s
     """The cache key of an adapter; TRL adapters keep the key they had before `trainer` existed."""
     dumped = params.model_dump(exclude={"trainer"} if params.trainer == "trl" else set())
     return content_hash({"base": base_identity, "dataset": dataset_hash, "params": dumped})
-
-
-def lora_config(lora: LoraParams) -> LoraConfig:
-    """The peft LoraConfig of `lora`, shared by both trainers."""
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        use_rslora=lora.rslora,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
 
 
 def _read_adapter(path: Path, key: str) -> Adapter:
