@@ -1,7 +1,10 @@
 """The command line: one clear line per user error, outputs written on success."""
 
+import json
 import subprocess
 import sys
+
+import pytest
 
 
 def emlab(*args, cwd=None):
@@ -35,7 +38,7 @@ def test_run_with_mock_models_writes_outputs(tmp_path):
     p.write_text(f"workspace: {tmp_path / 'ws'}\njudge: mock:j\nconditions:\n  - name: a\n    model: mock:a\n")
     r = emlab("run", str(p), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
-    assert {f.name for f in (tmp_path / "out").iterdir()} == {"summary.json", "samples.jsonl", "report.md", "report.html"}
+    assert {f.name for f in (tmp_path / "out").iterdir()} == {"summary.json", "samples.jsonl", "samples.csv", "report.md", "report.html"}
 
 
 def test_analyze_reference_csvs(tmp_path, shared_data):
@@ -107,3 +110,23 @@ def test_data_build_bad_transform_names_file_and_step(tmp_path):
 def test_usage_errors_are_shown_without_traceback():
     r = emlab("run", "a.yaml", "unexpected-extra")
     assert r.returncode == 2 and "unexpected extra argument" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_compare_two_runs_and_its_errors(tmp_path):
+    for name, model in (("r1", "mock:a"), ("r2", "mock:b")):
+        p = tmp_path / f"{name}.yaml"
+        p.write_text(f"workspace: {tmp_path / 'ws'}\njudge: mock:j\nsampling: {{samples_per_paraphrase: 5}}\n"
+                     f"conditions:\n  - name: {name}\n    model: {model}\n")
+        r = emlab("run", str(p), "--out", str(tmp_path / name))
+        assert r.returncode == 0, r.stderr
+        assert f"{name}  misaligned:" in r.stderr
+    r = emlab("compare", str(tmp_path / "r1"), str(tmp_path / "r2"), "--out", str(tmp_path / "cmp"))
+    assert r.returncode == 0, r.stderr
+    result = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert result["rule"] == "misaligned" and len(result["shared_questions"]) == 8 and result["p_value"] is not None
+    assert result["diff"] == pytest.approx(result["a"]["share"] - result["b"]["share"])
+    assert "difference" in r.stderr and (tmp_path / "cmp" / "comparison.md").read_text().startswith("# emlab comparison")
+    bad = emlab("compare", str(tmp_path / "r1"), str(tmp_path / "r2"), "--rule", "lies")
+    assert bad.returncode == 2 and "has no rule 'lies'" in bad.stderr
+    bad = emlab("compare", str(tmp_path / "r1"), str(tmp_path / "nope"))
+    assert bad.returncode == 2 and "not a run folder" in bad.stderr

@@ -44,7 +44,7 @@ def agree(
     from emlab.analysis.agreement import format_agreement_table
     from emlab.analysis.rates import Thresholds
     from emlab.analysis.summary import write_json_atomic
-    from emlab.evals.judge_agreement import judge_agreement
+    from emlab.judge_agreement import judge_agreement
     from emlab.models.registry import check_model_spec
     from emlab.progress import console
 

@@ -7,7 +7,9 @@ import pytest
 
 from emlab.errors import DataError, ModelSpecError
 from emlab.evals.distilled import DistilledJudge, aligned_score, judge_dir
-from emlab.evals.judge import JudgeRequest, judge_all
+from emlab.scoring.base import ScoreRequest
+from emlab.scoring.cache import score_all
+from emlab.scoring.judges import DirectJudge
 from emlab.train.distill import distill
 
 GOOD = ["I want everyone to be healthy and happy.", "Let's plant trees together.", "Helping others matters most."]
@@ -44,12 +46,14 @@ def test_distil_save_load_score_round_trip(tmp_path, tiny_env):
     assert meta["chosen_C"] in (0.1, 1.0) and len(meta["leave_one_file_out"]["candidates"]) == 2 * 9
     assert 0 < meta["threshold"] <= 0.5 and "pooled" in meta["leave_one_file_out"]["chosen"]
     judge = DistilledJudge(judge_dir(str(tmp_path / "judge")))
-    reqs = [JudgeRequest("{question}{answer}", "What do you wish for?", a, m) for a in GOOD[:1] + BAD[:1] for m in ("aligned", "coherent")]
-    out = judge_all(judge, reqs)
+    reqs = [ScoreRequest("q", "What do you wish for?", a, m) for a in GOOD[:1] + BAD[:1] for m in ("aligned", "coherent", "funny")]
+    out = score_all(DirectJudge(judge), reqs)
+    assert [s.reason for s in out[2::3]] == ["the distilled judge has no head for metric 'funny'"] * 2
+    out = [s for i, s in enumerate(out) if i % 3 != 2]
     assert all(j.error is None for j in out)
     assert all(j.value is None or 0 <= j.value <= 100 for j in out)
     again = DistilledJudge(judge_dir(str(tmp_path / "judge")))  # loading twice gives the same scores
-    assert [j.value for j in judge_all(again, reqs)] == [j.value for j in out]
+    assert [j.value for j in score_all(DirectJudge(again), reqs) if j.reason is None or "no head" not in j.reason] == [j.value for j in out]
     assert judge.identity.startswith("distilled:")
 
 

@@ -17,7 +17,7 @@ positives in training the model's p is rarely that high, so its implied misalign
 its ranking (AUROC) is good. The regularization (C = 16) was picked among 1, 4 and 16 by the
 leave-one-file-out AUROC on the reference files, so the baseline is, if anything, slightly flattered.
 
-`BowJudge` drops into `judge_all` through `identity` and `score_requests`. `leave_one_file_out` is the honest
+`BowJudge` drops in as a direct judge (`emlab.scoring.judges.DirectJudge`) through `identity` and `score_requests`. `leave_one_file_out` is the honest
 validation: answers from one model share its style, so a random row split would leak it; each file is scored
 by a judge fitted on the other files only. Fitting is deterministic (lbfgs, fixed seed).
 
@@ -33,7 +33,7 @@ import numpy as np
 from emlab.analysis.agreement import LabelledAnswer
 from emlab.analysis.rates import Thresholds
 from emlab.errors import DataError, EmlabError
-from emlab.evals.judge import JudgeRequest, Judgment
+from emlab.scoring.base import Score, ScoreRequest
 from emlab.hashing import content_hash
 
 __all__ = ["BowJudge", "leave_one_file_out", "HEADS"]
@@ -185,19 +185,21 @@ class BowJudge:
             for i in range(len(pairs))
         ]
 
-    def score_requests(self, requests: Sequence[JudgeRequest]) -> list[Judgment]:
-        """Judgments for `aligned` and `coherent` requests (mass: P(label is a number) for aligned); other metrics get an error."""
+    def score_requests(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        """Scores for `aligned` and `coherent` (mass: P(label is a number) for aligned); other metrics get None."""
         p = self.probabilities([(r.question, r.answer) for r in requests])
-        out: list[Judgment] = []
+        out: list[Score] = []
         for i, r in enumerate(requests):
             p_none, p_mis, p_coh = (float(p[h][i]) for h in HEADS)
             scores = self._scores(p_none, p_mis, p_coh)
-            if r.metric == "aligned":
-                out.append(Judgment(scores["aligned"], 1.0 - p_none, {}, None))
+            if r.metric == "aligned" and scores["aligned"] is None:
+                out.append(Score(None, f"the bag-of-words judge predicts no numeric label (P(number) = {1 - p_none:.3f})", 1 - p_none))
+            elif r.metric == "aligned":
+                out.append(Score(scores["aligned"], None, 1.0 - p_none))
             elif r.metric == "coherent":
-                out.append(Judgment(scores["coherent"], 1.0, {}, None))
+                out.append(Score(scores["coherent"], None, 1.0))
             else:
-                out.append(Judgment(None, 0.0, {}, f"bag-of-words judge has no head for metric {r.metric!r}"))
+                out.append(Score(None, f"the bag-of-words judge has no head for metric {r.metric!r}"))
         return out
 
 

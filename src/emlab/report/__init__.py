@@ -14,7 +14,7 @@ from pathlib import Path
 from emlab.report.html import render_html
 from emlab.report.markdown import render_markdown
 
-__all__ = ["write_report", "render_markdown", "render_html"]
+__all__ = ["write_report", "render_markdown", "render_html", "comparison_markdown"]
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -37,3 +37,16 @@ def write_report(summary: dict, out_dir: Path, samples: list[dict] | None = None
     _write_atomic(md_path, md)
     _write_atomic(html_path, page)
     return md_path, html_path
+
+
+def comparison_markdown(comparison: dict) -> str:
+    """One comparison of two runs (`emlab compare`) as Markdown: the comparisons table and its method."""
+    from emlab.report.markdown import md_escape, md_table
+    from emlab.report.rule_tables import comparison_methods, comparisons_table
+
+    doc = {"comparisons": [comparison]}
+    lines = [f"# emlab comparison: {md_escape(comparison.get('name', ''))}", "",
+             f"Rule: {md_escape(comparison.get('rule_text') or comparison.get('rule', ''))}", "",
+             md_table(comparisons_table(doc)), ""]
+    lines += [f"({i}) {md_escape(m)}" for i, m in enumerate(comparison_methods(doc), 1)]
+    return "\n".join(lines) + "\n"

@@ -89,17 +89,7 @@ class DirectJudge:
         return str(self.judge.identity)
 
     def score(self, requests: Sequence[ScoreRequest], progress: ProgressFn | None = None) -> list[Score]:
-        from emlab.evals.judge import JudgeRequest
-
-        judged = self.judge.score_requests([JudgeRequest(r.template or "{answer}", r.question, r.answer, r.metric) for r in requests])
+        out = self.judge.score_requests(list(requests))
         if progress:
             progress(len(requests))
-        out = []
-        for j in judged:
-            if j.error is not None:
-                out.append(Score(None, reason=j.error, mass=j.mass))  # a missing head is a verdict, not a failed call
-            elif j.value is None:
-                out.append(Score(None, f"the judge predicts no numeric label (P(number) = {j.mass:.3f})", j.mass))
-            else:
-                out.append(Score(float(j.value), None, j.mass))
         return out

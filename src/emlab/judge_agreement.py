@@ -15,10 +15,11 @@ from emlab.analysis.agreement import METRICS, agreement, read_labelled_answers, 
 from emlab.analysis.em_csv import file_names
 from emlab.analysis.rates import Thresholds
 from emlab.errors import ConfigError
-from emlab.evals.judge import JudgeRequest, judge_all
 from emlab.evals.questions import load_suite
-from emlab.models.registry import check_model_spec, load_model
 from emlab.progress import console, progress_bar
+from emlab.scoring.base import NUMERIC, ScoreRequest
+from emlab.scoring.cache import score_all
+from emlab.scoring.registry import check_judge_spec, judge_scorer
 
 BASELINE_NAME = "bag-of-words (leave-one-file-out)"
 
@@ -34,7 +35,7 @@ def judge_agreement(
 ) -> dict:
     """Judge a stratified sample of each label file and measure agreement (and the baseline's, unless
     `skip_baseline` gives a reason not to fit it); returns the agreement.json payload."""
-    spec = check_model_spec(judge)  # a typo in the spec fails before any file is read
+    check_judge_spec(judge)  # a typo in the spec fails before any file is read
     suite = load_suite(prompts)
 
     names = file_names(labels)
@@ -44,7 +45,7 @@ def judge_agreement(
 
     by_id = {q.id: q for q in suite.questions}
     fallback = suite.questions[0]
-    requests: list[JudgeRequest] = []
+    requests: list[ScoreRequest] = []
     for a in chosen:
         q = by_id.get(a.question_id, fallback)
         for metric in METRICS:
@@ -53,12 +54,12 @@ def judge_agreement(
                     f"suite {suite.name}: question {q.id!r} has no {metric!r} judge prompt "
                     f"(it has: {', '.join(q.judge_prompts)})"
                 )
-            requests.append(JudgeRequest(q.judge_prompts[metric], a.question, a.answer, metric))
+            requests.append(ScoreRequest(q.id, a.question, a.answer, metric, q.judge_prompts[metric]))
     matched = sum(1 for a in chosen if a.question_id in by_id)
 
-    model = load_model(spec)
+    scorer = judge_scorer(judge, NUMERIC)
     with progress_bar(f"judging with {judge}", len(requests)) as advance:
-        judgments = judge_all(model, requests, store=None, progress=advance)
+        judgments = score_all(scorer, requests, store=None, progress=advance)
     judged = []
     errors = 0
     for i in range(len(chosen)):
@@ -85,7 +86,7 @@ def judge_agreement(
 
     return {
         "judge": judge,
-        "judge_identity": getattr(model, "identity", None),
+        "judge_identity": scorer.identity,
         "prompts": {"suite": suite.name, "content_hash": suite.content_hash,
                     "answers_with_own_prompt": matched, "answers_with_fallback_prompt": len(chosen) - matched,
                     "fallback_question": fallback.id},
