@@ -1,4 +1,4 @@
-"""The workspace store: a SQLite database (WAL) of samples and scores keyed by content hash.
+"""The workspace store: a SQLite database (WAL) of samples and scores (of every metric) keyed by content hash.
 
 Every sample and every judgment is committed as soon as its batch finishes, so a killed run loses at most
 the rows in flight and a re-run recomputes only what is missing. Open it with `sqlite3` to inspect.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -22,14 +21,6 @@ CREATE TABLE IF NOT EXISTS samples (
     text TEXT NOT NULL,
     created TEXT DEFAULT CURRENT_TIMESTAMP
 );
-CREATE TABLE IF NOT EXISTS scores (
-    key TEXT PRIMARY KEY,        -- hash(judge identity, judge prompt)
-    judge TEXT NOT NULL,
-    value REAL,                  -- NULL: numbers held < 0.25 of the probability
-    mass REAL NOT NULL,          -- probability on the numbers 0..100
-    distribution TEXT NOT NULL,  -- JSON {number: probability}, numbers with probability >= 1e-6
-    created TEXT DEFAULT CURRENT_TIMESTAMP
-);
 CREATE TABLE IF NOT EXISTS metric_scores (
     key TEXT PRIMARY KEY,        -- hash(scorer identity, metric kind, judge prompt or question+answer, labels)
     scorer TEXT NOT NULL,        -- scorer identity
@@ -37,13 +28,6 @@ CREATE TABLE IF NOT EXISTS metric_scores (
     created TEXT DEFAULT CURRENT_TIMESTAMP
 );
 """
-
-
-@dataclass(frozen=True)
-class StoredScore:
-    value: float | None
-    mass: float
-    distribution: dict[int, float]
 
 
 class Store:
@@ -81,29 +65,6 @@ class Store:
                 list(rows),
             )
 
-    # -- scores ------------------------------------------------------------------------------------------
-    def get_scores(self, keys: Iterable[str]) -> dict[str, StoredScore]:
-        """Scores for the keys that are stored."""
-        keys = list(keys)
-        out: dict[str, StoredScore] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            q = f"SELECT key, value, mass, distribution FROM scores WHERE key IN ({','.join('?' * len(chunk))})"
-            for key, value, mass, dist in self._db.execute(q, chunk):
-                out[key] = StoredScore(value, mass, {int(k): v for k, v in json.loads(dist).items()})
-        return out
-
-    def put_scores(self, rows: Iterable[tuple[str, str, StoredScore]]) -> None:
-        """Insert (key, judge identity, score) rows in one transaction."""
-        with self._lock, self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO scores (key, judge, value, mass, distribution) VALUES (?,?,?,?,?)",
-                [
-                    (k, judge, s.value, s.mass, json.dumps({str(n): p for n, p in s.distribution.items() if p >= 1e-6}))
-                    for k, judge, s in rows
-                ],
-            )
-
     # -- scores of any kind (emlab.scoring) ---------------------------------------------------------------
     def get_metric_scores(self, keys: Iterable[str]) -> dict[str, dict]:
         """Stored Score payloads (dicts) for the keys that are stored."""
@@ -125,4 +86,4 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Row counts per table (for tests and `emlab` status lines)."""
-        return {t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("samples", "scores", "metric_scores")}
+        return {t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("samples", "metric_scores")}
