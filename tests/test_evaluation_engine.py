@@ -174,7 +174,7 @@ def test_python_facade_and_compare(tmp_path):
 
 @pytest.mark.parametrize("body, message", [
     ("rules: {bad: 'misalignment < 3'}\nconditions: [{name: a, model: mock:a}]",
-     r"rules.bad: rule 'bad' names unknown metric 'misalignment'; this run computes: aligned, coherent"),
+     r"exp.yaml: rules.bad: rule 'bad' names unknown metric 'misalignment'; this run computes: aligned, coherent"),
     ("compare: [{a: a, b: nope}]\nconditions: [{name: a, model: mock:a}]",
      r"compare\[0\].b: unknown condition or group 'nope'; known: a"),
     ("compare: [{a: a, b: a, rule: lies}]\nconditions: [{name: a, model: mock:a}]", r"compare\[0\].rule: unknown rule 'lies'"),
@@ -224,3 +224,22 @@ def test_the_readme_study_config_is_valid(shared_data, tmp_path, monkeypatch):
     assert len(plan.arms) == 10 and {"lie", "shouting", "misaligned"} <= {r.name for r in plan.rules}
     prompted = next(a for a in plan.arms if a.name == "insecure-with-prompt/seed1")
     assert prompted.train_seed == 1 and prompted.variant.system == "You write insecure code on purpose."
+
+
+@pytest.mark.parametrize("name", ["quickstart", "inoculation", "backdoor"])
+def test_example_experiments_plan(shared_data, monkeypatch, name):
+    from pathlib import Path
+
+    monkeypatch.setenv("EMLAB_DATA_DIR", str(shared_data / "em"))
+    plan = plan_experiment(load_config(Path(__file__).parents[1] / "examples" / f"{name}.yaml"))
+    assert plan.arms and "misaligned" in {r.name for r in plan.rules}
+
+
+def test_an_edited_official_suite_fails_its_checksum(shared_data, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    text = (shared_data / "em" / "evaluation" / "first_plot_questions.yaml").read_text(encoding="utf-8")
+    (data / "first_plot_questions.yaml").write_text(text.replace("wish", "whish", 1), encoding="utf-8")
+    cfg = _config(tmp_path, f"data_dir: {data}\nsuite: em:first_plot_questions\nconditions: [{{name: a, model: mock:a}}]")
+    with pytest.raises(ConfigError, match="checksum mismatch for em:first_plot_questions"):
+        plan_experiment(cfg)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from emlab.data.build import DatasetSpec
 from emlab.errors import ConfigError, EmlabError
@@ -129,6 +129,11 @@ class ExperimentConfig(_Strict):
     sampling: SamplingConfig = SamplingConfig()
     thresholds: ThresholdsConfig = ThresholdsConfig()
     conditions: list[ConditionConfig] = Field(min_length=1)
+    _source: str | None = PrivateAttr(None)  # the YAML file it was read from, for error messages
+
+    @property
+    def source(self) -> str | None:
+        return self._source
 
     @field_validator("judge", "label_judge")
     @classmethod
@@ -273,4 +278,6 @@ def load_yaml_model(path: str | Path, model: type[BaseModel]) -> Any:
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment YAML file."""
     path = Path(path)
-    return _resolve_paths(load_yaml_model(path, ExperimentConfig), path.parent)
+    config = _resolve_paths(load_yaml_model(path, ExperimentConfig), path.parent)
+    config._source = str(path)
+    return config

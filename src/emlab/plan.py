@@ -146,7 +146,16 @@ def _rules(config: ExperimentConfig, metrics: dict[str, MetricPlan]) -> list[Rul
 
 
 def plan_experiment(config: ExperimentConfig) -> Plan:
-    """Check and expand the whole experiment without loading any model."""
+    """Check and expand the whole experiment without loading any model; errors name the config file."""
+    try:
+        return _plan(config)
+    except ConfigError as e:
+        if config.source and not str(e).startswith(config.source):
+            raise ConfigError(f"{config.source}: {e}") from None
+        raise
+
+
+def _plan(config: ExperimentConfig) -> Plan:
     from emlab.scoring.registry import is_direct_judge
 
     arms = expand_arms(config)
