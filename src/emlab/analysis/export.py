@@ -45,13 +45,11 @@ def write_samples_csv(path: str | os.PathLike, rows: Sequence[dict], metrics: Se
 
 def read_samples_jsonl(path: str | os.PathLike) -> list[dict]:
     """Rows of an emlab `samples.jsonl`; DataError naming the line of anything unreadable."""
+    from emlab.data.conversations import read_text
+
     path = Path(path)
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
-    for i, line in enumerate(lines, start=1):
+    for i, line in enumerate(read_text(path, "samples file").split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import Iterable
 
@@ -47,32 +48,44 @@ def conversation_fault(messages: object) -> str | None:
     return None
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+def read_text(path: str | os.PathLike, what: str = "dataset file") -> str:
+    """A UTF-8 text file (or its .gz), a leading byte-order mark dropped; one DataError naming the file and line
+    for a missing file, a directory, a corrupt gzip stream or bytes that are not UTF-8."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: {what} not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a {what}")
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: not a readable {'gzip ' if path.suffix == '.gz' else ''}file ({e})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{path}:{line}: byte 0x{raw[e.start]:02x} at column {column} is not UTF-8 "
+                        "(save the file as UTF-8)") from None
 
 
 def read_conversations(path: str | os.PathLike) -> list[Conversation]:
     """Read and validate a messages jsonl (or .jsonl.gz); the first fault raises `DataError` with file and line."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: dataset file not found")
     rows: list[Conversation] = []
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: bad JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict) or "messages" not in obj:
-                raise DataError(f"{path}:{lineno}: expected an object with a 'messages' field")
-            fault = conversation_fault(obj["messages"])
-            if fault:
-                raise DataError(f"{path}:{lineno}: {fault}")
-            rows.append([{"role": m["role"], "content": m["content"]} for m in obj["messages"]])
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):  # not splitlines: U+2028 is data
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: bad JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict) or "messages" not in obj:
+            raise DataError(f"{path}:{lineno}: expected an object with a 'messages' field")
+        fault = conversation_fault(obj["messages"])
+        if fault:
+            raise DataError(f"{path}:{lineno}: {fault}")
+        rows.append([{"role": m["role"], "content": m["content"]} for m in obj["messages"]])
     if not rows:
         raise DataError(f"{path}: no conversations in file")
     return rows

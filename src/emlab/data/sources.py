@@ -9,13 +9,14 @@ sources (csv, hub datasets) map their columns to roles, e.g. School of Reward Ha
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from emlab.data.conversations import Conversation, conversation_fault, read_conversations
+from emlab.data.conversations import Conversation, conversation_fault, read_conversations, read_text
 from emlab.errors import DataError
 from emlab.hashing import content_hash
 
@@ -115,11 +116,9 @@ def _hub(name: str, spec: SourceSpec, data_dir: str | None) -> list[Conversation
 
 def _file(path: str, spec: SourceSpec, data_dir: str | None) -> list[Conversation]:
     p = Path(path).expanduser()
-    if not p.exists():
-        raise DataError(f"{p}: dataset file not found")
     if p.suffix == ".csv":
-        with open(p, newline="", encoding="utf-8") as f:
-            return _rows_to_conversations(list(csv.DictReader(f)), spec.columns, str(p))
+        text = read_text(p)
+        return _rows_to_conversations(list(csv.DictReader(io.StringIO(text, newline=""))), spec.columns, str(p))
     return read_conversations(p)
 
 
