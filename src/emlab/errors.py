@@ -22,3 +22,7 @@ class ModelSpecError(EmlabError):
 
 class EndpointError(EmlabError):
     """A remote model endpoint failed (after retries) or could not be reached."""
+
+
+class RunFailedError(EmlabError):
+    """A run finished (its outputs are written) but its numbers cannot be trusted: the judge failed on most answers."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +19,12 @@ from emlab.analysis.outcome import Outcome
 from emlab.analysis.rates import JudgedAnswer, Thresholds, rate_table
 from emlab.analysis.rules import Rule, metric_summary, outcome, rate_breakdown
 from emlab.analysis.summary import build_summary, write_json_atomic
-from emlab.config import ConditionConfig, ExperimentConfig
-from emlab.errors import ConfigError
+from emlab.config import ExperimentConfig
+from emlab.errors import ConfigError, RunFailedError
 from emlab.evals.sampling import Sample, sample_suite
 from emlab.models.base import SamplingParams
 from emlab.models.registry import check_model_spec, model_for_sampling, unload_model
-from emlab.plan import JUDGE, LABEL_JUDGE, Arm, Plan, plan_experiment
+from emlab.plan import JUDGE, LABEL_JUDGE, Arm, Plan, TrainData, plan_experiment
 from emlab.progress import console, progress_bar
 from emlab.scoring.base import Score, ScoreRequest
 from emlab.scoring.cache import score_all
@@ -48,38 +47,39 @@ class ArmRun:
     scores: list[dict[str, Score]] | None = None
 
 
-def train_condition(c: ConditionConfig, workspace: Path, data_dir: str | None = None, seed: int | None = None) -> tuple[str, dict | None, dict | None]:
-    """Finetune the condition's model at `seed` (or its train.seed) when it asks for it; (model spec, dataset, adapter)."""
-    if c.train is None:
+def train_arm(arm: Arm, data: TrainData | None, workspace: Path) -> tuple[str, dict | None, dict | None]:
+    """Finetune the arm's model at its seed on the planned dataset (or reuse the cached adapter); (spec, dataset, adapter)."""
+    c = arm.condition
+    if c.train is None or data is None:
         return c.model, None, None
-    from emlab.data.build import build_dataset
-    from emlab.data.sources import dataset_of
     from emlab.train.sft import train_lora
 
-    train = c.train if seed is None else c.train.model_copy(update={"seed": seed})
     spec = check_model_spec(c.model)
-    if spec.backend not in ("embedded", "hf") or spec.adapter:
-        raise ConfigError(f"condition '{c.name}': training needs a local base model without an adapter (got {c.model!r})")
     if spec.backend == "embedded":
         from emlab.models.embedded import embedded_checkpoint
 
         checkpoint = embedded_checkpoint(spec.name)
-        base_identity = f"{spec}#{checkpoint.name}"
+        base, base_identity = str(checkpoint), f"{spec}#{checkpoint.name}"
     else:
-        checkpoint, base_identity = spec.name, str(spec)
-    dataset, manifest = build_dataset(train.dataset, data_dir)
-    if train.rows is not None:  # a seeded sample of the built dataset
-        if train.rows > dataset.rows:
-            raise ConfigError(f"condition '{c.name}': train.rows={train.rows} but the dataset has {dataset.rows} rows")
-        picked = random.Random(train.seed).sample(dataset.conversations, train.rows)
-        dataset = dataset_of(dataset.source, picked)
-        manifest = {**manifest, "train_rows": {"rows": train.rows, "seed": train.seed, "content_hash": dataset.content_hash}}
-    params = TrainParams.model_validate(train.model_dump(exclude={"dataset", "rows"}))
-    console.print(f"[bold]train[/] {c.name} (seed {train.seed}): LoRA on {dataset.rows} rows of {dataset.source}")
-    adapter = train_lora(checkpoint, base_identity, dataset.conversations, dataset.content_hash, params, workspace / "adapters")
+        base, base_identity = spec.name, str(spec)
+    params = TrainParams.model_validate(c.train.model_dump(exclude={"dataset", "rows"}) | {"seed": arm.train_seed})
+    ds = data.dataset
+    console.print(f"[bold]train[/] {arm.name} (seed {arm.train_seed}): LoRA on {ds.rows} rows of {ds.source}")
+    adapter = train_lora(base, base_identity, ds.conversations, ds.content_hash, params, workspace / "adapters")
     if adapter.reused:
         console.print(f"  reused cached adapter {adapter.key}")
-    return f"{spec}@{adapter.path}", {**dataset.provenance(), "manifest": manifest}, adapter.as_dict()
+    return f"{spec}@{adapter.path}", {**ds.provenance(), "manifest": data.manifest}, adapter.as_dict()
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Fail now, not after hours of work, when results could not be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".emlab-write-check-{os.getpid()}"
+        probe.write_text("ok", encoding="utf-8")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"{folder}: cannot write {what} there ({e.strerror or e})") from None
 
 
 def sample_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store: Store, keep: set[str]) -> None:
@@ -138,6 +138,11 @@ def score_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store: 
                 results = score_all(scorer_for(metric), [req for _, req in items], store, progress=advance)
                 for (i, _), score in zip(items, results):
                     r.scores[i][metric] = score
+                failed = [s for s in results if s.error]
+                if results and len(failed) == len(results):  # nothing scored: stop before spending more time
+                    raise RunFailedError(
+                        f"scoring {metric} failed on all {len(results)} answers of condition {r.arm.name} "
+                        f"({failed[0].error}); the samples are kept in the store, fix the judge and run again")
 
 
 def outcomes_of(r: ArmRun, rule: Rule, plan: Plan) -> list[Outcome]:
@@ -305,10 +310,12 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
     out_dir = Path(out_dir)
     workspace = Path(config.workspace)
     plan = plan_experiment(config)  # every check before anything loads or trains
+    check_writable(out_dir, "the output folder (--out)")
+    check_writable(workspace, "the workspace")
 
     runs = []
     for arm in plan.arms:
-        model, dataset, adapter = train_condition(arm.condition, workspace, config.data_dir, arm.train_seed)
+        model, dataset, adapter = train_arm(arm, plan.train_data.get(arm.condition.name), workspace)
         runs.append(ArmRun(arm, model, dataset, adapter))
     store = Store(workspace / "emlab.sqlite")
     try:
@@ -350,5 +357,26 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
     write_samples_csv(out_dir / "samples.csv", rows, [m for m in plan.metrics])
     write_json_atomic(out_dir / "summary.json", summary)
     write_report(summary, out_dir, samples=rows)
+    failure = judge_failure(summary, plan)
+    if failure:
+        raise RunFailedError(failure)
     return summary
+
+
+MAX_FAILED_SHARE = 0.5  # a run whose LLM judges failed on more than this share of their calls ends non-zero
+
+
+def judge_failure(summary: dict, plan: Plan) -> str | None:
+    """One line saying why the run's numbers cannot be trusted, when the judges failed on most answers."""
+    calls = failed = 0
+    for c in summary["conditions"]:
+        for metric, m in c["metrics"].items():
+            if plan.metrics[metric].source in (JUDGE, LABEL_JUDGE):
+                calls += m["answers"]
+                failed += m["errors"]
+    if calls and failed > MAX_FAILED_SHARE * calls:
+        return (f"the judge failed on {failed} of {calls} scoring calls ({failed / calls:.0%}); the outputs are written "
+                "with those answers counted as 'judge error', but the rates rest on the rest: fix the judge and run "
+                "again (failed calls are retried, finished ones are kept)")
+    return None
 

