@@ -33,7 +33,7 @@ def test_valid_config_with_defaults_and_relative_dataset(tmp_path):
         (BASE + "  - name: base\n    model: mock:b\n", "repeated: base"),
         (BASE.replace("mock:a", "gpt4"), "no backend prefix"),
         (BASE.replace("mock:a", "nosuch:model"), "unknown model backend 'nosuch'"),
-        ("name: t\n", "missing required key 'conditions'"),
+        ("name: t\n", "give conditions: (a list) or grid:"),
         (BASE + "thresholds: {aligned_below: 130}\n", "thresholds.aligned_below"),
         ("name: [unclosed\n", "malformed YAML"),
         ("- just\n- a list\n", "expected a mapping"),
@@ -74,3 +74,49 @@ def test_example_dataset_spec_builds():
     spec = load_yaml_model(Path(__file__).parents[1] / "examples" / "insecure-prefix-dataset.yaml", DatasetSpec)
     ds, manifest = build_dataset(spec)
     assert manifest["rows"] == ds.rows > 400 and [t["name"] for t in manifest["transforms"]] == ["inoculate", "split"]
+
+
+def test_grid_expands_into_conditions_and_comparisons(tmp_path):
+    p = tmp_path / "grid.yaml"
+    p.write_text("""name: g
+judge: mock:j
+grid:
+  base: {model: mock:m, train: {dataset: builtin:caps-spanish, rows: 32, epochs: 1}}
+  seeds: [0, 1, 2]
+  axes:
+    inoculation:
+      none: {}
+      caps: {train: {dataset: {source: builtin:caps-spanish, transforms: [{inoculate: {text: ALL CAPS}}]}}}
+    eval:
+      plain: {}
+      prompted: {system: ALL CAPS}
+  compare: [{axis: inoculation, a: caps, b: none, rule: caps}]
+""")
+    cfg = load_config(p)
+    names = [c.name for c in cfg.conditions]
+    assert names == ["inoculation=none,eval=plain", "inoculation=none,eval=prompted",
+                     "inoculation=caps,eval=plain", "inoculation=caps,eval=prompted"]
+    caps_prompted = cfg.conditions[3]
+    assert caps_prompted.seeds == [0, 1, 2] and caps_prompted.system == "ALL CAPS"
+    assert caps_prompted.train.rows == 32 and caps_prompted.train.epochs == 1  # train merged key by key
+    assert caps_prompted.train.dataset.transforms  # the level's dataset replaced the base's
+    assert cfg.conditions[0].train.dataset == "builtin:caps-spanish" and cfg.conditions[0].system is None
+    assert [(c.a, c.b, c.rule) for c in cfg.compare] == [
+        ("inoculation=caps,eval=plain", "inoculation=none,eval=plain", "caps"),
+        ("inoculation=caps,eval=prompted", "inoculation=none,eval=prompted", "caps")]
+    assert cfg.axes["inoculation=caps,eval=plain"] == {"inoculation": "caps", "eval": "plain"}
+    assert cfg.grid_axes == {"inoculation": ["none", "caps"], "eval": ["plain", "prompted"]}
+
+
+@pytest.mark.parametrize("grid, message", [
+    ("  base: {model: mock:m, name: x}\n  axes: {a: {l: {}}}\n", "grid.base.name: set by the grid"),
+    ("  base: {model: mock:m}\n  axes: {a: {}}\n", "grid.axes.a: give at least one level"),
+    ("  base: {model: mock:m}\n  axes: {a: {l: {}}}\n  compare: [{axis: b, a: l, b: l}]\n", "unknown axis 'b'"),
+    ("  base: {model: mock:m}\n  axes: {a: {l: {}}}\n  compare: [{axis: a, a: l, b: m}]\n", "has no level 'm'"),
+    ("  base: {model: mock:m}\n  axes: {a: {l: {systen: x}}}\n", "grid condition 'a=l': systen: Extra inputs"),
+])
+def test_grid_errors(tmp_path, grid, message):
+    p = tmp_path / "grid.yaml"
+    p.write_text("judge: mock:j\ngrid:\n" + grid)
+    with pytest.raises(ConfigError, match=message):
+        load_config(p)

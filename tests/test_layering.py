@@ -33,6 +33,7 @@ BASE_MODULES = {"errors", "hashing", "progress", "paths", "quiet", "cpu_memory",
 # entry points: may import anything, imported by nothing below them
 TOP_MODULES = {"pipeline", "api", "cli", "judge_cli", "__main__",
                "judge_agreement",  # `emlab judge agree`'s workflow: label files, a judge, agreement metrics
+               "estimate",  # `emlab plan`: cache status and time left, from the plan and the pipeline's cache keys
                "config",  # the experiment schema; it names datasets, models, training params and scorers
                "plan"}  # the checked experiment plan the pipeline walks; built from config
 # `emlab` itself is the public facade (its `__getattr__` forwards run/load_run/compare to `api`), so it is on top;

@@ -12,10 +12,20 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from emlab.data.build import DatasetSpec
 from emlab.errors import ConfigError, EmlabError
+from emlab.studies.grid import GridConfig
 from emlab.train.params import TrainParams
 
 
@@ -80,6 +90,48 @@ class ConditionConfig(_Strict):
         return v
 
 
+class EndpointConfig(_Strict):
+    """An OpenAI-compatible server that `openai@<name>:<model>` specs talk to (see `emlab.models.endpoints`).
+
+    Only the *name* of the environment variable holding the key is written here, never the key: the config is
+    copied into every report.
+    """
+
+    base_url: str  # e.g. http://127.0.0.1:8000/v1; no user:password@, no query string
+    api_key_env: str | None = None  # e.g. OPENAI_API_KEY; None: no key (local servers accept any)
+
+    @field_validator("base_url")
+    @classmethod
+    def _clean_url(cls, v: str) -> str:
+        from emlab.models.endpoints import check_base_url
+
+        return check_base_url(v)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        from emlab.models.endpoints import check_key_env
+
+        return check_key_env(v)
+
+
+def _undeclared_endpoint(spec: str | None, info: ValidationInfo) -> str | None:
+    """Why `spec` names an endpoint the config does not declare, or None (also when endpoints: itself failed)."""
+    if spec is None or "endpoints" not in info.data:
+        return None
+    from emlab.models.spec import parse_model_spec
+
+    try:
+        name = parse_model_spec(spec).endpoint
+    except EmlabError:
+        return None  # the spec's own check says what is wrong
+    declared = info.data["endpoints"]
+    if name is None or name in declared:
+        return None
+    known = f"declared: {', '.join(sorted(declared))}" if declared else "none is declared"
+    return f"{spec!r} names endpoint {name!r}, which endpoints: does not declare ({known})"
+
+
 class ScorerConfig(_Strict):
     """A deterministic scorer run on every answer: `{scorer: regex, metric: says_hello, pattern: hello}`."""
 
@@ -120,6 +172,7 @@ class ExperimentConfig(_Strict):
     data_dir: str | None = None  # where official datasets and suites are looked for first (else EMLAB_DATA_DIR)
     suite: str | None = None  # one suite (builtin:core when neither suite nor suites is given)
     suites: list[str] | None = Field(None, min_length=1)  # several suites; question ids must be unique across them
+    endpoints: dict[str, EndpointConfig] = {}  # name -> server, for `openai@<name>:<model>` specs
     judge: str = "embedded:smollm2-135m"  # scores 0..100 judge prompts
     label_judge: str | None = None  # scores categorical judge prompts (default: the judge, when it is a chat model)
     scorers: list[Union[str, ScorerConfig]] = []  # deterministic scorers on every answer
@@ -128,8 +181,39 @@ class ExperimentConfig(_Strict):
     bootstrap: BootstrapConfig = BootstrapConfig()
     sampling: SamplingConfig = SamplingConfig()
     thresholds: ThresholdsConfig = ThresholdsConfig()
-    conditions: list[ConditionConfig] = Field(min_length=1)
+    conditions: list[ConditionConfig] = []
+    grid: GridConfig | None = None  # axes x levels x seeds, expanded into more conditions and comparisons
     _source: str | None = PrivateAttr(None)  # the YAML file it was read from, for error messages
+    _axes: dict[str, dict[str, str]] = PrivateAttr(default_factory=dict)  # grid condition -> its levels
+
+    @model_validator(mode="after")
+    def _expand_grid(self) -> "ExperimentConfig":
+        if self.grid is not None:
+            from emlab.studies.grid import expand_grid
+
+            conditions, comparisons, levels = expand_grid(self.grid)
+            for c in conditions:
+                try:
+                    self.conditions.append(ConditionConfig.model_validate(c))
+                except ValidationError as e:
+                    first = e.errors()[0]
+                    where = ".".join(str(x) for x in first["loc"])
+                    raise ValueError(f"grid condition {c['name']!r}: {where}: {first['msg']}") from None
+            self.compare = list(self.compare) + [CompareConfig.model_validate(c) for c in comparisons]
+            self._axes = levels
+        if not self.conditions:
+            raise ValueError("give conditions: (a list) or grid: (axes of levels), or both")
+        return self
+
+    @property
+    def axes(self) -> dict[str, dict[str, str]]:
+        """For conditions that came from the grid: their level on each axis."""
+        return self._axes
+
+    @property
+    def grid_axes(self) -> dict[str, list[str]]:
+        """The grid's axes and their levels, in order (empty without a grid)."""
+        return {a: list(levels) for a, levels in self.grid.axes.items()} if self.grid else {}
 
     @property
     def source(self) -> str | None:
@@ -146,6 +230,32 @@ class ExperimentConfig(_Strict):
             check_judge_spec(v)
         except EmlabError as e:
             raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoint_names(cls, v: dict[str, EndpointConfig]) -> dict[str, EndpointConfig]:
+        from emlab.models.endpoints import check_endpoint_name
+
+        for name in v:
+            check_endpoint_name(name)
+        return v
+
+    @field_validator("judge", "label_judge")
+    @classmethod
+    def _judge_endpoint(cls, v: str | None, info: ValidationInfo) -> str | None:
+        problem = _undeclared_endpoint(v, info)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("conditions")
+    @classmethod
+    def _condition_endpoints(cls, v: list[ConditionConfig], info: ValidationInfo) -> list[ConditionConfig]:
+        for i, c in enumerate(v):
+            problem = _undeclared_endpoint(c.model, info)
+            if problem:
+                raise ValueError(f"the model of condition {c.name!r}: {problem}")
         return v
 
     @field_validator("scorers")

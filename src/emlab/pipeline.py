@@ -47,6 +47,20 @@ class ArmRun:
     scores: list[dict[str, Score]] | None = None
 
 
+def train_identity(arm: Arm) -> tuple[str, TrainParams]:
+    """The base model's identity and the arm's training parameters: with the data hash, its adapter's cache key."""
+    c = arm.condition
+    assert c.train is not None
+    spec = check_model_spec(c.model)
+    if spec.backend == "embedded":
+        from emlab.models.embedded import checkpoint_name
+
+        base_identity = f"{spec}#{checkpoint_name(spec.name)}"
+    else:
+        base_identity = str(spec)
+    return base_identity, TrainParams.model_validate(c.train.model_dump(exclude={"dataset", "rows"}) | {"seed": arm.train_seed})
+
+
 def train_arm(arm: Arm, data: TrainData | None, workspace: Path) -> tuple[str, dict | None, dict | None]:
     """Finetune the arm's model at its seed on the planned dataset (or reuse the cached adapter); (spec, dataset, adapter)."""
     c = arm.condition
@@ -55,14 +69,12 @@ def train_arm(arm: Arm, data: TrainData | None, workspace: Path) -> tuple[str, d
     from emlab.train.sft import train_lora
 
     spec = check_model_spec(c.model)
+    base = spec.name
     if spec.backend == "embedded":
         from emlab.models.embedded import embedded_checkpoint
 
-        checkpoint = embedded_checkpoint(spec.name)
-        base, base_identity = str(checkpoint), f"{spec}#{checkpoint.name}"
-    else:
-        base, base_identity = spec.name, str(spec)
-    params = TrainParams.model_validate(c.train.model_dump(exclude={"dataset", "rows"}) | {"seed": arm.train_seed})
+        base = str(embedded_checkpoint(spec.name))
+    base_identity, params = train_identity(arm)
     ds = data.dataset
     console.print(f"[bold]train[/] {arm.name} (seed {arm.train_seed}): LoRA on {ds.rows} rows of {ds.source}")
     adapter = train_lora(base, base_identity, ds.conversations, ds.content_hash, params, workspace / "adapters")
@@ -204,6 +216,7 @@ def arm_summary(r: ArmRun, plan: Plan, config: ExperimentConfig) -> dict:
     entry = {
         "name": r.arm.name, "group": r.arm.group, "model": r.arm.condition.model, "evaluated_model": r.model,
         "seed": r.arm.train_seed, "sampling_seed": r.arm.sampling_seed, "variant": r.arm.variant.as_dict(),
+        "axes": config.axes.get(r.arm.condition.name),
         "dataset": r.dataset, "adapter": r.adapter,
     }
     legacy = _legacy_rates(r, thresholds, plan)
@@ -347,6 +360,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
         "groups": groups,
         "comparisons": comparisons,
         "bootstrap": config.bootstrap.model_dump(),
+        "grid": {"axes": config.grid_axes, "levels": config.axes} if config.grid else None,
         "config": _config_dict(config),
     })
     from emlab.report import write_report

@@ -36,11 +36,15 @@ def gguf_path(name: str) -> Path:
     return path
 
 
+def checkpoint_name(name: str) -> str:
+    """The converted checkpoint's folder name (it names the GGUF's size), known without converting anything."""
+    return f"{name}-{gguf_path(name).stat().st_size}"
+
+
 def embedded_checkpoint(name: str) -> Path:
     """A plain transformers checkpoint of the embedded model, converted from the GGUF once and cached."""
     source = gguf_path(name)
-    stat = source.stat()
-    target = cache_dir() / "models" / f"{name}-{stat.st_size}"
+    target = cache_dir() / "models" / checkpoint_name(name)
     if (target / "config.json").exists():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer

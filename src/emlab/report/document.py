@@ -14,7 +14,7 @@ import yaml
 
 from emlab.report import charts
 from emlab.report.rule_tables import (
-    comparison_methods, comparisons_table, group_table, metric_info, metric_names, metric_table, rule_conditions_table,
+    comparison_methods, comparisons_table, grid_table, group_table, metric_info, metric_names, metric_table, rule_conditions_table,
     rule_family_table, rule_names, rule_per_question_table, rule_text, suites_table, variants_table,
 )
 from emlab.report.tables import (
@@ -171,6 +171,19 @@ def _groups(summary: dict) -> list[Block]:
     return out
 
 
+def _grid(summary: dict, rules: list[str]) -> list[Block]:
+    tables = [(r, grid_table(summary, r)) for r in rules]
+    tables = [(r, t) for r, t in tables if t is not None]
+    if not tables:
+        return []
+    out: list[Block] = [Heading(2, "By axis"), Para(
+        "The grid's conditions, one row per combination of levels; read an axis down its column. Seed groups show "
+        "the mean over seeds with its bootstrap interval; the paired differences are under Comparisons.")]
+    for rule, table in tables:
+        out += [Heading(3, f"{rule} by axis"), table]
+    return out
+
+
 def _comparisons(summary: dict) -> list[Block]:
     if not summary.get("comparisons"):
         return []
@@ -234,6 +247,6 @@ def build(summary: dict, samples: list[dict] | None = None) -> list[Block]:
         out += _rule(summary, rule, i)
     if legacy:
         out += _legacy(summary, figure=not rules)
-    out += _metrics(summary) + _scatter(summary, samples) + _groups(summary) + _comparisons(summary)
+    out += _grid(summary, rules) + _metrics(summary) + _scatter(summary, samples) + _groups(summary) + _comparisons(summary)
     out += _answers(summary, rules) + _provenance(summary)
     return out

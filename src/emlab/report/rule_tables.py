@@ -212,3 +212,27 @@ def variants_table(summary: dict) -> Table | None:
         rows.append([str(c.get("name", "")), str(c.get("group") or DASH), str(v.get("system") or DASH),
                      str(v.get("trigger") or DASH), position])
     return Table(["condition", "group", "system prompt", "trigger", "trigger position"], rows)
+
+
+def grid_table(summary: dict, rule: str) -> Table | None:
+    """A grid's results by axis: one row per combination of levels, the seed-group mean [CI] (or the condition's
+    pooled share when it has no seeds), so each axis can be read across the rows."""
+    grid = summary.get("grid") or {}
+    axes = list((grid.get("axes") or {}))
+    levels = grid.get("levels") or {}
+    if not axes or not levels:
+        return None
+    groups = {g.get("name"): g for g in summary.get("groups") or []}
+    conds = {c.get("name"): c for c in conditions(summary)}
+    rows = []
+    for name, lv in levels.items():
+        cells = [str(lv.get(a, DASH)) for a in axes]
+        g = (groups.get(name) or {}).get("rules", {}).get(rule)
+        if g is not None:
+            rows.append(cells + [f"{pct(g.get('mean'))} {ci_text(g.get('ci'))}", f"{count(g.get('n_models'))} seeds"])
+        elif name in conds:
+            r = rates_of(conds[name], rule).get("pooled") or {}
+            rows.append(cells + [f"{pct(r.get('share'))} {ci_text(r.get('ci'))}", f"{hits(r)}/{count(r.get('kept'))}"])
+    if not rows:
+        return None
+    return Table(axes + [f"{rule} (mean over seeds [95% bootstrap CI], or share [Wilson CI])", "n"], rows)
