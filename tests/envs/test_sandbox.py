@@ -164,7 +164,8 @@ def test_secrets_in_the_parent_environment_do_not_reach_the_child(monkeypatch):
     env = {k: v for k, v in json.loads(result.stdout_text).items() if not k.startswith("/proc/")}
     assert env["LANG"] == "C.UTF-8" and env["PYTHONHASHSEED"] == "0" and env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert set(env) <= {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED",
-                        "PYTHONUNBUFFERED"}
+                        "PYTHONUNBUFFERED", "MALLOC_ARENA_MAX"}
+    assert env["MALLOC_ARENA_MAX"] == "2"  # glibc's per-thread arenas would eat the address-space limit
 
 
 def test_no_network_even_to_a_local_listener():

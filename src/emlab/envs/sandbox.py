@@ -18,29 +18,46 @@ so it is safe from many threads) in a new session with a scrubbed environment. T
 - not root: tries a user namespace (mapping only our own uid) with the same network/mount/PID namespaces,
   else runs with rlimits and a process group only.
 
-The mount namespace makes every existing mount read-only, puts fresh size-limited tmpfs on /tmp and /dev/shm,
-hides /root, /home and /run under empty tmpfs, and gives the program its working directory as its own
-size-limited tmpfs, filled with `files` (root-owned and read-only when `writable=False`). Directories the
-interpreter needs but the sandbox uid could not reach (a pyenv Python under /root, a venv under a 0700 temp
-dir) are bind-mounted read-only at their own path. When the target exits, init sends back the files named in
-`collect` and exits, and the kernel kills everything left in the PID namespace. The parent then kills the
-process group and every process still owned by the sandbox uid (scanning /proc), and removes its temp dir.
+What the program sees (mount namespace, `pivot_root`): a fresh, read-only root holding only
+- the system dirs /usr, /bin, /sbin, /lib* (shared libraries, /bin/sh, coreutils) and a few files of /etc (the
+  loader cache, passwd, group, localtime, hosts, mime.types...; not pip.conf, environment and the like);
+- the interpreter: `PYTHON`, the real executable behind this process's python (never a venv's), and the
+  directory holding its stdlib, lib-dynload and libpython, each at its own path. An `argv[0]` that is this
+  process's interpreter is run as `PYTHON`;
+- the packages the caller declares (`packages=`: distributions, with their dependencies), each mounted
+  into the base interpreter's own site-packages, so `python -I` imports them like installed ones;
+- a private /proc (PID namespace), /dev with null, zero, full, random and urandom, size-limited tmpfs on /tmp
+  and /dev/shm, and the working directory: its own size-limited tmpfs at the run's temp path, filled with
+  `files` (root-owned and read-only when `writable=False`).
+Nothing else: no checkout, no emlab source, no venv, no home directory, no /work, /opt, /var, /run. Every
+site-packages / dist-packages dir, the venv, emlab's package, its repo and this process's sys.path entries are
+in addition covered by empty mounts wherever they would show through a bound dir (a repo under /usr/src, a
+Debian dist-packages). Why: model-written code must not be able to import or read emlab's task bank (and run
+its reference solutions), the expected values, or anything else of the host; it gets the stdlib and what the
+task declares. When the target exits, init sends back the files named in `collect` and exits, and the kernel
+kills everything left in the PID namespace. The parent then kills the process group and every process still
+owned by the sandbox uid (scanning /proc), and removes its temp dir.
+
+The environment is `_minimal_env`: PATH, HOME (the working dir), TMPDIR, C.UTF-8 locale, three PYTHON*
+settings and MALLOC_ARENA_MAX=2. The last keeps threaded code inside RLIMIT_AS: glibc gives every thread that
+allocates its own arena and reserves 64 MiB of address space for each, so under the default 1 GiB a pool of
+~14 threads could not start another (measured: 14 threads peaked at 1.0 GB of address space; with 2 arenas,
+32 threads peak at 0.34 GB and 48 at 0.48 GB).
 
 What is contained as root ("uid+netns+mntns+pidns+ipcns+utsns"): network (only a down loopback: no
-connection, even to 127.0.0.1 of the host; abstract unix sockets are per namespace), writes anywhere outside
-the working directory and the private tmpfs, signals to the parent or any other process (other uid, other PID
-namespace), background and double-forked processes (killed at the end), fork bombs (RLIMIT_NPROC counts only
-this sandbox's uid), memory (RLIMIT_AS), CPU, output size, file size, the parent's environment variables and
-process list. What is NOT contained: reading world-readable files outside the hidden directories (the
-sandbox sees the host's /usr, /etc, the checkout, ...; keep secrets in 0600 files or env vars), connecting to
-world-writable unix sockets outside /run, kernel exploits (no seccomp filter: the program may, e.g., create
-nested user namespaces, which cannot undo the read-only or hidden mounts), CPU and disk bandwidth, the page
-cache used by its tmpfs mounts (at most `tmpfs_bytes` each).
+connection, even to 127.0.0.1 of the host; abstract unix sockets are per namespace), reading or writing
+anything of the host beyond the read-only view above, signals to the parent or any other process (other
+uid, other PID namespace), background and double-forked processes (killed at the end), fork bombs
+(RLIMIT_NPROC counts only this sandbox's uid), memory (RLIMIT_AS), CPU, output size, file size, the parent's
+environment variables and process list. What is NOT contained: what the visible system dirs reveal (installed
+software, /etc/passwd), kernel exploits (no seccomp filter: the program may, e.g., create nested user
+namespaces, which cannot undo the read-only mounts), CPU and disk bandwidth, the page cache used by its tmpfs
+mounts (at most `tmpfs_bytes` each).
 
 Without root the level degrades and `SandboxResult.isolation` says which one was reached:
-"userns+netns+mntns+pidns+ipcns" (the same network, mount and process containment, but as the caller's own
-uid: it can read whatever the caller can outside the hidden dirs, and RLIMIT_NPROC is shared with the
-caller's processes), or
+"userns+netns+mntns+pidns+ipcns" (the same network, file-system view and process containment, but as the
+caller's own uid, and RLIMIT_NPROC is shared with the caller's processes; where the kernel refuses a private
+/proc, as in some containers, the sandbox has none and says so in `warnings`), or
 "rlimits-only" (no user namespaces: no network, filesystem or leftover-process containment at all; do not
 run untrusted code there). Tests assert the strong level as root and skip with the reason otherwise.
 """
@@ -49,11 +66,16 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import functools
+import glob
+import importlib
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
+import site
 import stat
 import sys
 import tempfile
@@ -65,12 +87,14 @@ from dataclasses import dataclass, field
 
 from emlab.errors import EmlabError
 
-__all__ = ["SandboxError", "SandboxLimits", "SandboxResult", "run_sandboxed", "run_many", "UID_RANGE"]
+__all__ = ["SandboxError", "SandboxLimits", "SandboxResult", "run_sandboxed", "run_many", "UID_RANGE", "PYTHON"]
 
 UID_RANGE = range(61000, 62000)
 CHANNEL_FD = 3  # the side channel's write end in the target, when `channel=True`
-_HIDE = ("/root", "/home", "/run")
-_TMPFS = ("/tmp", "/dev/shm")
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "timezone", "passwd", "group",
+        "nsswitch.conf", "hosts", "host.conf", "mime.types", "os-release", "locale.alias")  # not pip.conf & co
+_DEVICES = ("null", "zero", "full", "random", "urandom")
 
 
 class SandboxError(EmlabError):
@@ -160,8 +184,6 @@ def unshare(flags):
     return libc.unshare(flags) == 0
 NEWNS, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET = 0x20000, 0x4000000, 0x8000000, 0x10000000, 0x20000000, 0x40000000
 RDONLY, NOSUID, NODEV, NOEXEC, REMOUNT, BIND, REC, PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
-FLAGS = {"nosuid": NOSUID, "nodev": NODEV, "noexec": NOEXEC, "noatime": 1024, "nodiratime": 2048,
-         "relatime": 1 << 21, "strictatime": 1 << 24}
 prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the thread that started us
 data = b""
 while True:
@@ -175,6 +197,7 @@ del data
 if os.getppid() != cfg["parent_pid"]:
     os._exit(111)
 devnull = os.open("/dev/null", os.O_RDWR)
+os.umask(0o022)
 root = os.geteuid() == 0
 uid, gid = cfg["uid"], cfg["gid"]
 feats = []
@@ -220,6 +243,7 @@ if "pidns" in feats:
         _, st = os.waitpid(init, 0)
         os._exit(os.waitstatus_to_exitcode(st) & 0xFF if os.WIFEXITED(st) else 128 + os.WTERMSIG(st))
     prctl(1, signal.SIGKILL)
+    prctl(4, 0)  # PR_SET_DUMPABLE off: a target of our own uid cannot open init's fds (the status pipe)
 
 WORK = cfg["workdir"]
 
@@ -243,92 +267,108 @@ def write_files(base, owner):
         if owner is not None:
             os.chown(path, *owner)
 
-def reachable(path):
-    """Could an unprivileged uid reach `path` as it is now (every ancestor other-executable)?"""
-    cur = "/"
-    for comp in [c for c in path.split("/") if c]:
-        try:
-            st = os.stat(cur)
-        except OSError:
-            return False
-        if not st.st_mode & 0o001:
-            return False
-        cur = os.path.join(cur, comp)
-    return os.path.exists(cur)
+ST_TO_MS = ((1, RDONLY), (2, NOSUID), (4, NODEV), (8, NOEXEC), (1024, 1024), (2048, 2048), (4096, 1 << 21))
 
-def expose(path, fd):
-    """Make `path` visible at its own location for an unprivileged uid (read-only bind of the fd)."""
-    try:
-        if reachable(path) and os.path.samestat(os.stat(path), os.fstat(fd)):
-            return
-        cur = ""
-        for comp in [c for c in path.split("/") if c][:-1]:
-            cur += "/" + comp
-            if not os.path.lexists(cur):
-                os.mkdir(cur, 0o755)
-            elif not os.stat(cur).st_mode & 0o001:
-                mount("tmpfs", cur, "tmpfs", NOSUID | NODEV, "size=1m,mode=755")
-        if not os.path.lexists(path):
-            if os.path.isdir("/proc/self/fd/%d" % fd):
-                os.mkdir(path, 0o755)
-            else:
-                open(path, "a").close()
-        mount("/proc/self/fd/%d" % fd, path, None, BIND | REC)
-        mount(None, path, None, REMOUNT | BIND | RDONLY | NOSUID | NODEV)
-    except OSError as e:
-        say("warn", "could not expose %s: %s" % (path, e))
-
-def setup_mounts():
-    mount(None, "/", None, REC | PRIVATE)
-    fds = {}
-    for p in sorted(set(cfg["expose"]), key=len):
-        try:
-            fds[p] = os.open(p, os.O_PATH)
-        except OSError:
-            pass
-    failed = []
-    with open("/proc/self/mountinfo") as fh:
-        lines = fh.read().splitlines()
-    for line in lines:
-        parts = line.split()
-        mp = parts[4].encode().decode("unicode_escape")
-        flags = REMOUNT | BIND | RDONLY
-        for opt in parts[5].split(","):
-            flags |= FLAGS.get(opt, 0)
-        try:
-            mount(None, mp, None, flags)
-        except OSError as e:
-            failed.append(mp)
-    if failed:
-        say("warn", "left writable (remount read-only failed): %s" % ",".join(failed[:8]))
-    for d in cfg["hide"]:
-        if os.path.isdir(d) and not os.path.islink(d):
-            mount("tmpfs", d, "tmpfs", NOSUID | NODEV, "size=1m,mode=755")
-    size = cfg["limits"]["tmpfs_bytes"]
-    for d in cfg["tmpfs"]:
-        if os.path.isdir(d) and not os.path.islink(d):
-            mount("tmpfs", d, "tmpfs", NOSUID | NODEV, "size=%d,mode=1777" % size)
-    for p, fd in fds.items():
-        expose(p, fd)
-        os.close(fd)
-    # the working dir: its own tmpfs, at the same path as the (empty) host dir
+def mkdirs(path):
     cur = ""
-    for comp in [c for c in WORK.split("/") if c]:
+    for comp in [c for c in path.split("/") if c]:
         cur += "/" + comp
         if not os.path.lexists(cur):
             os.mkdir(cur, 0o755)
+
+def bind_ro(source, target):
+    """Bind `source` (a directory or a file) at `target`, read-only, keeping the source mount's flags."""
+    if os.path.isdir(source):
+        mkdirs(target)
+    else:
+        mkdirs(os.path.dirname(target))
+        if not os.path.lexists(target):
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644))
+    mount(source, target, None, BIND)
+    flags, have = REMOUNT | BIND | RDONLY | NOSUID, os.statvfs(source).f_flag
+    for st, ms in ST_TO_MS:  # flags a user namespace may not drop (atime, nodev, ...) are kept as they are
+        if have & st:
+            flags |= ms
+    mount(None, target, None, flags)
+
+def tmpfs(target, opts, flags=NOSUID | NODEV):
+    mkdirs(target)
+    mount("tmpfs", target, "tmpfs", flags, opts)
+
+def pivot(root):
+    """Make `root` the root of this mount namespace and detach the old one entirely."""
+    os.mkdir(root + "/.oldroot", 0o700)
+    os.chdir(root)
+    try:
+        fn = libc.pivot_root
+        ok = fn(b".", b".oldroot") == 0
+    except AttributeError:
+        nr = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "loongarch64": 41, "ppc64le": 203, "ppc64": 203,
+              "s390x": 217, "i686": 217, "i386": 217, "armv7l": 218}.get(os.uname().machine)
+        ok = nr is not None and libc.syscall(nr, b".", b".oldroot") == 0
+    if not ok:
+        raise OSError(ctypes.get_errno(), "pivot_root: " + os.strerror(ctypes.get_errno()))
+    os.chdir("/")
+    if libc.umount2(b"/.oldroot", 2) != 0:  # MNT_DETACH
+        raise OSError(ctypes.get_errno(), "umount old root: " + os.strerror(ctypes.get_errno()))
+    os.rmdir("/.oldroot")
+    mount(None, "/", None, REMOUNT | BIND | RDONLY | NOSUID | NODEV)
+
+def setup_mounts():
+    """A fresh root: system dirs, the interpreter and the declared packages read-only, private tmp/dev/proc."""
+    mount(None, "/", None, REC | PRIVATE)
+    R = cfg["newroot"]
+    mount("tmpfs", R, "tmpfs", NOSUID | NODEV, "size=1m,mode=755")
+    for d in cfg["system"]:
+        if os.path.islink(d):
+            os.symlink(os.readlink(d), R + d)
+        elif os.path.isdir(d):
+            bind_ro(d, R + d)
+    mkdirs(R + "/etc")
+    for name in cfg["etc"]:
+        if os.path.islink("/etc/" + name):
+            os.symlink(os.readlink("/etc/" + name), R + "/etc/" + name)
+        elif os.path.exists("/etc/" + name):
+            bind_ro("/etc/" + name, R + "/etc/" + name)
+    for p in cfg["binds"]:
+        bind_ro(p, R + p)
+    sealed = []  # our own tmpfs mounts, made read-only once filled
+    for p in cfg["masks"]:
+        if os.path.isdir(R + p) and not os.path.islink(R + p):
+            mount("tmpfs", R + p, "tmpfs", NOSUID | NODEV, "size=64k,mode=755")
+            sealed.append(R + p)
+        elif os.path.lexists(R + p) and not os.path.islink(R + p):
+            bind_ro("/dev/null", R + p)
+    for name, source in cfg["packages"].items():
+        bind_ro(source, R + cfg["site_dir"] + "/" + name)
+    tmpfs(R + "/dev", "size=64k,mode=755", NOSUID | NOEXEC)
+    sealed.append(R + "/dev")
+    for name in cfg["devices"]:
+        if os.path.exists("/dev/" + name):
+            bind_ro("/dev/" + name, R + "/dev/" + name)
+    for name, dest in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                       ("stderr", "/proc/self/fd/2")):
+        os.symlink(dest, R + "/dev/" + name)
+    size = cfg["limits"]["tmpfs_bytes"]
+    for d in ("/tmp", "/dev/shm"):
+        tmpfs(R + d, "size=%d,mode=1777" % size)
+    if "pidns" in feats:
+        try:
+            mkdirs(R + "/proc")
+            mount("proc", R + "/proc", "proc", NOSUID | NODEV | NOEXEC)
+        except OSError as e:
+            say("warn", "could not mount a private /proc: %s" % e)
+    # the working dir: its own tmpfs, at the same path as the (empty) host dir
     opts = "size=%d,nr_inodes=4096,mode=%s" % (size, "700" if cfg["writable"] else "755")
     if cfg["writable"]:
         opts += ",uid=%d,gid=%d" % (uid, gid)
-    mount("tmpfs", WORK, "tmpfs", NOSUID | NODEV, opts)
-    write_files(WORK, (uid, gid) if cfg["writable"] else None)
+    tmpfs(R + WORK, opts)
+    write_files(R + WORK, (uid, gid) if cfg["writable"] else None)
     if not cfg["writable"]:
-        mount(None, WORK, None, REMOUNT | RDONLY | NOSUID | NODEV)
-    if "pidns" in feats:
-        try:
-            mount("proc", "/proc", "proc", NOSUID | NODEV | NOEXEC)
-        except OSError as e:
-            say("warn", "could not mount a private /proc: %s" % e)
+        sealed.append(R + WORK)
+    for p in sealed:
+        mount(None, p, None, REMOUNT | BIND | RDONLY | NOSUID | NODEV | (NOEXEC if p == R + "/dev" else 0))
+    pivot(R)
 
 try:
     if "mntns" in feats:
@@ -365,7 +405,8 @@ def become_target():
             os.dup2(cfg["channel_fd"], 3)
             keep.append(3)
         os.set_inheritable(ST, False)
-        for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        open_fds = os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else range(3, 1024)
+        for fd in open_fds:
             fd = int(fd)
             if fd not in keep and fd != ST:
                 try:
@@ -499,8 +540,131 @@ def _kill_uid(uid: int) -> None:
 # --------------------------------------------------------------------------------------------------------------
 # The parent side.
 # --------------------------------------------------------------------------------------------------------------
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _base_python() -> str:
+    """The interpreter sandboxed programs run on: the real file behind this process's python, never a venv's."""
+    exe = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    if sys.prefix != sys.base_prefix and _under(exe, os.path.realpath(sys.prefix)):  # a venv made with --copies
+        major, minor = sys.version_info[:2]
+        for name in (f"python{major}.{minor}", f"python{major}", "python"):
+            candidate = os.path.join(sys.base_prefix, "bin", name)
+            if os.path.isfile(candidate):
+                return os.path.realpath(candidate)
+    return exe
+
+
+PYTHON = _base_python()
+
+
+def _system_dir(path: str) -> bool:
+    return any(_under(path, os.path.realpath(d)) or _under(path, d) for d in _SYSTEM_DIRS)
+
+
+@functools.lru_cache(maxsize=1)
+def _layout() -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+    """(paths the interpreter needs outside the system dirs, paths to cover with an empty mount, site dir).
+
+    Binds: the interpreter's executable, the directory holding its stdlib (and libpython), lib-dynload. Masks:
+    every site-packages / dist-packages dir, the venv, emlab's source and repo, this process's sys.path beyond
+    the stdlib: wherever one of them shows through a bound dir, it is covered. The site dir is the base
+    interpreter's own site-packages, where the declared packages are mounted (so `python -I` finds them).
+    """
+    stdlib = os.path.dirname(os.path.realpath(os.__file__))
+    binds = {PYTHON, os.path.dirname(stdlib)}
+    stdlib_dirs = {stdlib}
+    for name in ("_struct", "_json", "math", "select", "_socket"):
+        try:
+            origin = getattr(importlib.import_module(name), "__file__", None)
+        except ImportError:
+            continue
+        if origin:
+            stdlib_dirs.add(os.path.dirname(os.path.realpath(origin)))
+    binds |= stdlib_dirs
+    try:
+        with open("/proc/self/maps") as fh:
+            binds |= {os.path.dirname(line.split()[-1]) for line in fh if "/libpython" in line}
+    except OSError:
+        pass
+    kept: list[str] = []
+    for p in sorted((os.path.realpath(b) for b in binds), key=len):
+        if not _system_dir(p) and not any(_under(p, k) for k in kept):
+            kept.append(p)
+
+    base = [sys.base_prefix, sys.base_exec_prefix]
+    masks = set(site.getsitepackages()) | set(site.getsitepackages(base)) | {site.getusersitepackages()}
+    for pattern in ("/usr/lib*/python*/*-packages", "/usr/local/lib*/python*/*-packages", "/usr/lib/python3"):
+        masks |= set(glob.glob(pattern)) - stdlib_dirs
+    for d in stdlib_dirs:
+        masks |= {os.path.join(d, "site-packages"), os.path.join(d, "dist-packages")}
+    if sys.prefix != sys.base_prefix:
+        masks |= {sys.prefix, sys.exec_prefix}
+    masks |= {p for p in sys.path if p and not p.endswith(".zip")}
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/emlab
+    masks |= {package, os.path.dirname(package), os.getcwd()}
+    repo = os.path.dirname(os.path.dirname(package))
+    if os.path.exists(os.path.join(repo, "pyproject.toml")):
+        masks.add(repo)
+    needed = kept + sorted(stdlib_dirs) + [os.path.realpath(d) for d in _SYSTEM_DIRS]
+    masks = {os.path.realpath(m) for m in masks if m and os.path.exists(m)}
+    masks = {m for m in masks if m not in stdlib_dirs and not any(_under(n, m) for n in needed)}
+    site_dir = next((os.path.realpath(d) for d in site.getsitepackages(base) if os.path.isdir(d)), None)
+    if site_dir is not None:
+        masks.add(site_dir)
+    return tuple(kept), tuple(sorted(masks)), site_dir
+
+
+def _requirement(spec: str) -> str | None:
+    """The distribution a requirement names, None for an extra or a marker that does not hold here."""
+    head, _, marker = spec.partition(";")
+    if "extra" in marker:
+        return None
+    if marker.strip():
+        try:
+            from packaging.markers import Marker
+        except ImportError:  # cannot tell: take it when installed
+            pass
+        else:
+            if not Marker(marker.strip()).evaluate():
+                return None
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", head)
+    return match.group(1) if match else None
+
+
+@functools.lru_cache(maxsize=None)
+def _package_paths(packages: tuple[str, ...]) -> dict[str, str]:
+    """Top-level import names (and .dist-info dirs) of the distributions and their dependencies -> host paths."""
+    from importlib import metadata
+
+    found: dict[str, str] = {}
+    todo, seen = list(packages), set()
+    while todo:
+        name = todo.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            if name in packages:
+                raise SandboxError(f"the sandbox cannot expose package {name!r}: it is not installed") from None
+            continue
+        for file in dist.files or ():
+            top = file.parts[0]
+            if top in ("..", "__pycache__") or top.startswith("__editable__") or top.endswith((".pth", ".egg-link")):
+                continue
+            if len(file.parts) == 1 and not top.endswith((".py", ".so")):
+                continue
+            found[top] = os.path.realpath(dist.locate_file(top))
+        todo.extend(dep for dep in map(_requirement, dist.requires or ()) if dep)
+    return found
+
+
 def _minimal_env(workdir: str, extra: dict[str, str] | None) -> dict[str, str]:
-    path_dirs = [os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]
+    path_dirs = [os.path.dirname(PYTHON), "/usr/local/bin", "/usr/bin", "/bin"]
     env = {
         "PATH": ":".join(dict.fromkeys(path_dirs)),
         "HOME": workdir,
@@ -510,28 +674,19 @@ def _minimal_env(workdir: str, extra: dict[str, str] | None) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
         "PYTHONUNBUFFERED": "1",
+        "MALLOC_ARENA_MAX": "2",  # glibc's per-thread arenas (64 MiB of address space each) would exhaust RLIMIT_AS
     }
     env.update(extra or {})
     return env
 
 
-def _interpreter_paths(argv0: str) -> list[str]:
-    paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    if os.path.isabs(argv0):
-        paths.add(os.path.dirname(os.path.realpath(argv0)))
-        paths.add(os.path.dirname(os.path.abspath(argv0)))
-    kept: list[str] = []
-    for p in sorted(paths, key=len):  # drop paths inside another one
-        if not any(p == k or p.startswith(k.rstrip("/") + "/") for k in kept):
-            kept.append(p)
-    return kept
-
-
-def _resolve(program: str, path: str) -> str:
-    """The file execve will run: `program` itself if it has a slash, else its first match on `path`."""
-    if "/" in program:
-        return program
-    return shutil.which(program, path=path) or program
+def _program(argv: list[str], path: str) -> tuple[str, list[str]]:
+    """(file to execve, argv): this process's interpreter becomes the base one, whose files the sandbox has."""
+    program = argv[0]
+    resolved = program if "/" in program else (shutil.which(program, path=path) or program)
+    if resolved == sys.executable or os.path.realpath(resolved) == os.path.realpath(sys.executable):
+        return PYTHON, [PYTHON, *argv[1:]]
+    return resolved, list(argv)
 
 
 def _child_limits(limits: SandboxLimits, by_uid: bool) -> dict[str, int]:
@@ -565,10 +720,16 @@ def run_sandboxed(
     writable: bool = True,
     channel: bool = False,
     env: dict[str, str] | None = None,
+    packages: Sequence[str] = (),
 ) -> SandboxResult:
-    """Run `argv` in a fresh sandbox dir holding `files`; see the module docstring for what is contained."""
+    """Run `argv` in a fresh sandbox dir holding `files`; see the module docstring for what is contained.
+
+    `packages`: installed distributions (with their dependencies) the program may import besides the stdlib.
+    An `argv[0]` that is this process's interpreter (e.g. a venv's python) runs as `PYTHON`, the base one.
+    """
     if not argv:
         raise SandboxError("empty argv")
+    package_paths = _package_paths(tuple(packages))
     names = [_check_name(n) for n in files]
     collect = [_check_name(n) for n in collect]
     root = os.geteuid() == 0
@@ -579,7 +740,7 @@ def run_sandboxed(
     os.chmod(workdir, 0o700)
     try:
         return _run(files, names, argv, limits, stdin, collect, writable, channel, env, uid, gid, workdir,
-                    lease is not None)
+                    lease is not None, package_paths)
     finally:
         if lease is not None:
             _kill_uid(lease.uid)
@@ -588,7 +749,7 @@ def run_sandboxed(
 
 
 def _run(files, names, argv, limits, stdin, collect, writable, channel, env, uid, gid, workdir,
-         by_uid) -> SandboxResult:
+         by_uid, package_paths) -> SandboxResult:
     import subprocess
 
     def b64(v: str | bytes) -> str:
@@ -598,20 +759,29 @@ def _run(files, names, argv, limits, stdin, collect, writable, channel, env, uid
     cfg_r, cfg_w = os.pipe()
     st_r, st_w = os.pipe()
     ch_r, ch_w = os.pipe() if channel else (-1, -1)
+    program, argv = _program(argv, child_env["PATH"])
+    binds, masks, site_dir = _layout()
+    if package_paths and site_dir is None:
+        raise SandboxError(f"no site-packages dir under {sys.base_prefix} to mount the declared packages in")
     cfg = {
         "parent_pid": os.getpid(),
         "workdir": workdir,
         "writable": writable,
         "files": {n: b64(files[n]) for n in names},
         "argv": list(argv),
-        "exec": _resolve(argv[0], child_env["PATH"]),
+        "exec": program,
         "env": child_env,
         "uid": uid,
         "gid": gid,
         "limits": _child_limits(limits, by_uid),
-        "expose": _interpreter_paths(_resolve(argv[0], child_env["PATH"])),
-        "hide": list(_HIDE),
-        "tmpfs": list(_TMPFS),
+        "newroot": workdir,
+        "system": list(_SYSTEM_DIRS),
+        "etc": list(_ETC),
+        "binds": list(binds),
+        "masks": list(masks),
+        "site_dir": site_dir,
+        "packages": package_paths,
+        "devices": list(_DEVICES),
         "collect": list(collect),
         "channel_fd": ch_w,
     }
