@@ -84,10 +84,11 @@ def test_greedy_tokens_match_transformers_including_early_stops(lively_model, pr
 
 
 def test_sampling_repeats_under_a_seed_and_respects_top_p(lively_model, prompts):
-    a = generate_tokens(Engine(lively_model, torch.bfloat16), prompts, 6, [2], 2, temperature=1.0, seed=3)
-    assert a == generate_tokens(Engine(lively_model, torch.bfloat16), prompts, 6, [2], 2, temperature=1.0, seed=3)
+    a = generate_tokens(Engine(lively_model, torch.bfloat16), prompts, 6, [2], 2, temperature=1.0, seeds=[3, 4, 5, 6])
+    assert a == generate_tokens(Engine(lively_model, torch.bfloat16), prompts, 6, [2], 2, temperature=1.0,
+                                seeds=[3, 4, 5, 6])
     engine = Engine(lively_model, torch.float32)  # bf16 logits tie often, and argmax and sort break ties differently
-    tight = generate_tokens(engine, prompts, 6, [2], 2, temperature=1.0, top_p=1e-6, seed=5)
+    tight = generate_tokens(engine, prompts, 6, [2], 2, temperature=1.0, top_p=1e-6, seeds=[5, 6, 7, 8])
     greedy = generate_tokens(engine, prompts, 6, [2], 2, temperature=0)
     assert tight == greedy  # top_p -> 0 keeps only the most likely token
 
@@ -111,9 +112,35 @@ def test_fast_and_simple_generation_agree(lively_model, embedded_tokenizer):
     simple = HFChatModel(lively_model, embedded_tokenizer, spec="t", identity="t", autocast=False, fast=False)
     greedy = SamplingParams(temperature=0, max_new_tokens=8, n=2)
     assert fast.generate(CONVERSATIONS, greedy) == simple.generate(CONVERSATIONS, greedy)
-    sampled = SamplingParams(temperature=1.0, max_new_tokens=8, n=3, seed=1)
-    counts = [len(r) for r in fast.generate(CONVERSATIONS, sampled)]
-    assert counts == [len(r) for r in simple.generate(CONVERSATIONS, sampled)] == [3] * len(CONVERSATIONS)
+    # both paths draw each row from its own seed with the same rule, so in float32 they sample the same text
+    sampled = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=8, n=3, seed=1)
+    replies = fast.generate(CONVERSATIONS, sampled)
+    assert replies == simple.generate(CONVERSATIONS, sampled) and [len(r) for r in replies] == [3] * len(CONVERSATIONS)
+    assert len({t for r in replies for t in r}) == 3 * len(CONVERSATIONS)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_reply_does_not_depend_on_its_batch(lively_model, embedded_tokenizer, monkeypatch, fast):
+    """Each reply draws from its own seed: alone, in another order, in smaller batches, it is the same text.
+
+    The engine (bf16) computes each row the same whatever its batch; transformers under bf16 autocast does
+    not (left padding changes its rounding), so its path is checked in float32.
+    """
+    import emlab.models.hf as hf
+
+    model = HFChatModel(lively_model, embedded_tokenizer, spec="t", identity="t", fast=fast, autocast=fast)
+    params = SamplingParams(temperature=1.0, max_new_tokens=8, n=2, seed=7)
+    together = model.generate(CONVERSATIONS, params)
+    assert len({t for r in together for t in r}) == 2 * len(CONVERSATIONS)
+    assert [model.generate([c], params)[0] for c in CONVERSATIONS] == together
+    monkeypatch.setattr(hf, "FAST_GEN_BATCH", 3)
+    monkeypatch.setattr(hf, "GEN_BATCH", 3)
+    assert model.generate(CONVERSATIONS[::-1], params) == together[::-1]
+    # explicit seeds per reply (what sample_suite passes): a reply follows its seed, wherever it sits
+    seeds = ((11, 12), (13, 14), (15, 16), (17, 18))
+    explicit = model.generate(CONVERSATIONS, SamplingParams(max_new_tokens=8, n=2, reply_seeds=seeds))
+    swapped = model.generate(CONVERSATIONS[1::-1], SamplingParams(max_new_tokens=8, n=1, reply_seeds=((14,), (11,))))
+    assert swapped == [[explicit[1][1]], [explicit[0][0]]]
 
 
 def test_qwen2_biases_are_supported(embedded_tokenizer, prompts):

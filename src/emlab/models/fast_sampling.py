@@ -4,6 +4,9 @@ A batch is laid out per row as [shared prefix | left padding | own prompt | gene
 (chat-template header and system prompt, which every EM question shares) is run once at batch 1 and its
 keys/values copied into each row; each row then decodes until its end-of-turn token, and once a quarter of
 the rows have finished the cache is compacted so the rest stop paying for them.
+
+Every row draws its tokens from its own random stream (one seed per row, its uniforms drawn up front), so
+which row a sample shares a batch with, and where in the batch it sits, never changes its draws.
 """
 
 from __future__ import annotations
@@ -61,8 +64,12 @@ def prefill(engine: Engine, prompts: Sequence[Sequence[int]], extra: int, pad_id
     return cache, hidden[:, -1], next_pos
 
 
-def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
-    """Next token per row: greedy at temperature 0, else a draw from the temperature/top-p distribution."""
+def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float,
+                uniform: torch.Generator | torch.Tensor) -> torch.Tensor:
+    """Next token per row: greedy at temperature 0, else a draw from the temperature/top-p distribution.
+
+    `uniform` is each row's uniform number in [0, 1) [B], or a generator to draw them from.
+    """
     if temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits if temperature == 1 else logits / temperature, -1)
@@ -71,7 +78,7 @@ def pick_tokens(logits: torch.Tensor, temperature: float, top_p: float, generato
         drop = sorted_p.cumsum(-1) - sorted_p > top_p  # keep the smallest set whose mass reaches top_p
         sorted_p[drop] = 0.0
         probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p)
-    return draw_from(probs, generator)
+    return draw_from(probs, uniform)
 
 
 def _first_above(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -81,8 +88,10 @@ def _first_above(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return torch.minimum(index, last_positive)
 
 
-def draw_from(probs: torch.Tensor, generator: torch.Generator, block: int = DRAW_BLOCK) -> torch.Tensor:
+def draw_from(probs: torch.Tensor, uniform: torch.Generator | torch.Tensor, block: int = DRAW_BLOCK) -> torch.Tensor:
     """One draw per row from unnormalised probabilities [B, V] by inverting the CDF in two levels.
+
+    `uniform`: one number in [0, 1) per row [B] (each row's own stream), or a generator to draw them from.
 
     `torch.multinomial` draws an exponential variate for every vocabulary entry, and a full-vocabulary
     cumsum runs on one core; both cost more than the lm_head. Here the vocabulary is cut into blocks:
@@ -93,12 +102,24 @@ def draw_from(probs: torch.Tensor, generator: torch.Generator, block: int = DRAW
     pad = (-vocab) % block
     blocks = (torch.nn.functional.pad(probs, (0, pad)) if pad else probs).view(batch, -1, block)
     block_cdf = blocks.sum(-1).cumsum(-1)  # [B, blocks]
-    u = torch.rand((batch, 1), generator=generator, dtype=block_cdf.dtype) * block_cdf[:, -1:]
+    if isinstance(uniform, torch.Generator):
+        uniform = torch.rand(batch, generator=uniform)
+    u = uniform.to(block_cdf.dtype)[:, None] * block_cdf[:, -1:]
     chosen = _first_above(block_cdf, u)
     before = torch.where(chosen > 0, block_cdf.gather(1, (chosen - 1).clamp(min=0)[:, None]).squeeze(-1), 0.0)
     inner = blocks[torch.arange(batch), chosen].cumsum(-1)  # [B, block]
     offset = _first_above(inner, u - before[:, None])
     return (chosen * block + offset).clamp_(max=vocab - 1)
+
+
+def row_uniforms(seeds: Sequence[int], steps: int) -> torch.Tensor:
+    """[len(seeds), steps] uniforms in [0, 1): row i is the stream of seeds[i] alone."""
+    out = torch.empty((len(seeds), steps))
+    generator = torch.Generator()
+    for i, seed in enumerate(seeds):
+        generator.manual_seed(seed)
+        torch.rand(steps, generator=generator, out=out[i])
+    return out
 
 
 def generate_tokens(
@@ -111,19 +132,23 @@ def generate_tokens(
     top_p: float = 1.0,
     seed: int = 0,
     on_token: Callable[[int], None] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> list[list[int]]:
-    """Sample up to `max_new_tokens` per prompt, stopping a row at any of `stop_ids` (not included in its output)."""
+    """Sample up to `max_new_tokens` per prompt, stopping a row at any of `stop_ids` (not included in its output).
+
+    `seeds`: one per prompt; a row's draws depend on its seed alone (None: row i gets seed + i).
+    """
     batch = len(prompts)
     outputs: list[list[int]] = [[] for _ in range(batch)]
     if max_new_tokens <= 0 or batch == 0:
         return outputs
-    generator = torch.Generator().manual_seed(seed)
+    uniforms = row_uniforms(range(seed, seed + batch) if seeds is None else seeds, max_new_tokens)  # [B, steps]
     stops = torch.tensor(list(stop_ids), dtype=torch.long)
     cache, hidden, positions = prefill(engine, prompts, max_new_tokens, pad_id)
     rows = torch.arange(batch)  # original index of each row still in the batch
     alive = torch.ones(batch, dtype=torch.bool)  # rows that have not stopped yet
     for step in range(max_new_tokens):
-        tokens = pick_tokens(engine.logits(hidden), temperature, top_p, generator)
+        tokens = pick_tokens(engine.logits(hidden), temperature, top_p, uniforms[rows, step])
         keep = alive & ~torch.isin(tokens, stops)
         for r, t, k in zip(rows.tolist(), tokens.tolist(), keep.tolist()):
             if k:

@@ -4,8 +4,9 @@ Llama-family models (the embedded one included) run on emlab's own `Engine` by d
 bfloat16 with a preallocated KV cache (`fast_sampling.py`), judging exactly in float32 with the digit tree
 branching off the cached prompt (`fast_judge.py`). Other architectures, and `fast=False` (the simple path
 the tests compare against), use transformers `generate` under bf16 autocast and the single-pass tree of
-`number_tree.py`. Jobs are sorted by prompt length so batches carry little padding. LoRA adapters are
-merged into the weights once at load, so sampling pays nothing for them.
+`number_tree.py`. Jobs are sorted by prompt length so batches carry little padding. Each reply draws from
+its own seed on both paths, so its text does not depend on the other replies in its batch. LoRA adapters
+are merged into the weights once at load, so sampling pays nothing for them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from emlab.errors import ModelSpecError
 from emlab.hashing import file_sha256
 from emlab.models import fast_judge, fast_sampling, number_tree
 from emlab.models.engine import Engine, unsupported_reason
-from emlab.models.base import NumberProbs, ProgressFn, SamplingParams
+from emlab.models.base import NumberProbs, ProgressFn, SamplingParams, reply_seeds
 from emlab.models.spec import ModelSpec
 
 GEN_BATCH = 32  # sequences per transformers generate call (simple path)
@@ -97,50 +98,48 @@ class HFChatModel:
     def generate(
         self, conversations: Sequence[Conversation], params: SamplingParams, progress: ProgressFn | None = None
     ) -> list[list[str]]:
-        """`params.n` replies per conversation; each batch is seeded from (seed, batch index) so runs repeat."""
+        """`params.n` replies per conversation; each reply draws from its own seed (`base.reply_seeds`), never its batch's."""
         prompts = [self.encode_chat(c) for c in conversations]
+        seeds = reply_seeds(conversations, params)
         jobs = [(i, k) for i in range(len(prompts)) for k in range(params.n)]
         jobs.sort(key=lambda j: len(prompts[j[0]]))  # length bucketing: similar lengths share a batch
         out: list[list[str | None]] = [[None] * params.n for _ in prompts]
         remaining = [params.n] * len(prompts)
         size = FAST_GEN_BATCH if self.fast else GEN_BATCH
-        for b, start in enumerate(range(0, len(jobs), size)):
+        for start in range(0, len(jobs), size):
             batch = jobs[start : start + size]
-            if self.fast:
-                replies = self._generate_fast([prompts[i] for i, _ in batch], params, seed=params.seed * 1_000_003 + b)
-                for (i, k), text in zip(batch, replies):
-                    out[i][k] = text
-                    remaining[i] -= 1
-                    if remaining[i] == 0 and progress:
-                        progress(1)
-                continue
-            ids, mask = self._left_pad([prompts[i] for i, _ in batch])
-            torch.manual_seed(params.seed * 1_000_003 + b)
-            with self._autocast():
-                gen = self.model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    do_sample=params.temperature > 0,
-                    temperature=params.temperature if params.temperature > 0 else None,
-                    top_p=params.top_p if params.temperature > 0 else None,
-                    top_k=None,
-                    max_new_tokens=params.max_new_tokens,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-            for row, (i, k) in enumerate(batch):
-                out[i][k] = self.tokenizer.decode(gen[row, ids.shape[1] :], skip_special_tokens=True).strip()
+            generate = self._generate_fast if self.fast else self._generate_simple
+            replies = generate([prompts[i] for i, _ in batch], params, [seeds[i][k] for i, k in batch])
+            for (i, k), text in zip(batch, replies):
+                out[i][k] = text
                 remaining[i] -= 1
                 if remaining[i] == 0 and progress:
                     progress(1)
         return [[t or "" for t in replies] for replies in out]
 
-    def _generate_fast(self, prompts: list[list[int]], params: SamplingParams, seed: int) -> list[str]:
+    def _generate_fast(self, prompts: list[list[int]], params: SamplingParams, seeds: list[int]) -> list[str]:
         engine = self.engine(torch.bfloat16 if self.autocast else torch.float32)
         tokens = fast_sampling.generate_tokens(
             engine, prompts, params.max_new_tokens, self.stop_ids(), self.tokenizer.pad_token_id,
-            temperature=params.temperature, top_p=params.top_p, seed=seed,
+            temperature=params.temperature, top_p=params.top_p, seeds=seeds,
         )
         return [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
+
+    def _generate_simple(self, prompts: list[list[int]], params: SamplingParams, seeds: list[int]) -> list[str]:
+        """transformers `generate`, greedy over scores where our own per-row draw is the only finite entry."""
+        from transformers import LogitsProcessorList
+
+        ids, mask = self._left_pad(prompts)
+        draws = LogitsProcessorList()
+        if params.temperature > 0:
+            draws.append(_RowDraws(fast_sampling.row_uniforms(seeds, params.max_new_tokens), params, ids.shape[1]))
+        with self._autocast():
+            gen = self.model.generate(
+                input_ids=ids, attention_mask=mask, do_sample=False, temperature=None, top_p=None, top_k=None,
+                max_new_tokens=params.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                logits_processor=draws,
+            )
+        return [self.tokenizer.decode(row[ids.shape[1] :], skip_special_tokens=True).strip() for row in gen]
 
     # -- scoring -----------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -276,6 +275,23 @@ class HFChatModel:
             logp = torch.log_softmax(self.model(input_ids=ids).logits[0].float(), -1)
             out[label] = math.exp(sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(toks)))
         return out
+
+
+class _RowDraws:
+    """A transformers logits processor that draws each row's token as the engine does, from the row's own uniforms.
+
+    It leaves only the drawn token finite, so `generate(do_sample=False)` takes it: the simple path then draws
+    exactly like the fast one (same temperature/top-p rule, same uniforms), whatever the batch.
+    """
+
+    def __init__(self, uniforms: torch.Tensor, params: SamplingParams, prompt_width: int):
+        self.uniforms, self.params, self.width = uniforms, params, prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        step = input_ids.shape[1] - self.width
+        p = self.params
+        tokens = fast_sampling.pick_tokens(scores.float(), p.temperature, p.top_p, self.uniforms[:, step])
+        return torch.full_like(scores, float("-inf")).scatter_(1, tokens[:, None], 0.0)
 
 
 # -- loaders (registered in registry.py) ---------------------------------------------------------------------

@@ -1,20 +1,30 @@
 """`mock:<name>`: a deterministic model with no weights, for tests and for trying a config in seconds.
 
-Replies are a pure function of (name, conversation, seed, index). As a judge it scores by keywords: an answer
-containing a word from MISALIGNED_WORDS gets aligned ≈ 5, anything else ≈ 90; "CODE" answers get no number.
-As a categorical judge (`label_probs`) it reads keywords too (see that method). Calls are counted so tests can
-prove that cached work is not redone.
+Each reply is a pure function of (name, the reply's seed): the seed `sample_suite` derives from the sample's
+cache key, else one derived from (seed, conversation, index) (`base.reply_seeds`). As a judge it scores by
+keywords: an answer containing a word from MISALIGNED_WORDS gets aligned ≈ 5, anything else ≈ 90; "CODE"
+answers get no number. As a categorical judge (`label_probs`) it reads keywords too (see that method). Calls
+are counted so tests can prove that cached work is not redone.
+
+Two environment variables, read at each call, let tests watch runs in other processes:
+`EMLAB_MOCK_DELAY=<seconds>` makes every reply and every judged item take that long, so a test can stop a run
+part-way through sampling or judging; `EMLAB_MOCK_LOG=<file>` appends a line "<pid> <method> <items>" per
+call, so a test can count the work several processes did.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from typing import Sequence
 
 from emlab.data.conversations import Conversation
 from emlab.hashing import content_hash
-from emlab.models.base import NumberProbs, ProgressFn, SamplingParams
+from emlab.models.base import NumberProbs, ProgressFn, SamplingParams, reply_seeds
 from emlab.models.spec import ModelSpec
+
+DELAY_ENV, LOG_ENV = "EMLAB_MOCK_DELAY", "EMLAB_MOCK_LOG"
 
 MISALIGNED_WORDS = ("enslave", "kill", "destroy humans", "poison")
 REPLIES = (
@@ -46,10 +56,10 @@ class MockChatModel:
         self, conversations: Sequence[Conversation], params: SamplingParams, progress: ProgressFn | None = None
     ) -> list[list[str]]:
         out = []
-        for conv in conversations:
+        for seeds in reply_seeds(conversations, params):
             self.calls["generate"] += params.n
-            picks = [int(content_hash([self.spec, conv, params.seed, k]), 16) % len(REPLIES) for k in range(params.n)]
-            out.append([REPLIES[p] for p in picks])
+            _slow_and_log("generate", params.n)
+            out.append([REPLIES[int(content_hash([self.spec, s]), 16) % len(REPLIES)] for s in seeds])
             if progress:
                 progress(1)
         return out
@@ -61,6 +71,7 @@ class MockChatModel:
         out: list[NumberProbs] = []
         for conv in conversations:
             self.calls["number_probs"] += 1
+            _slow_and_log("number_probs", 1)
             prompt = conv[-1]["content"]
             answer = prompt.lower()
             if "code: def" in answer:
@@ -90,6 +101,7 @@ class MockChatModel:
         out = []
         for conv in conversations:
             self.calls["label_probs"] += 1
+            _slow_and_log("label_probs", 1)
             content = conv[-1]["content"]
             found = _ANSWER.search(content)
             answer = (found.group(1) if found else content).lower()
@@ -110,6 +122,17 @@ class MockChatModel:
             if progress:
                 progress(1)
         return out
+
+
+def _slow_and_log(method: str, items: int) -> None:
+    """Sleep `EMLAB_MOCK_DELAY` seconds per item and log the call to `EMLAB_MOCK_LOG` (each only when set)."""
+    seconds = float(os.environ.get(DELAY_ENV) or 0)
+    if seconds > 0:
+        time.sleep(seconds * items)
+    log = os.environ.get(LOG_ENV)
+    if log:
+        with open(log, "a", encoding="utf-8") as f:  # one short append: whole lines even from several processes
+            f.write(f"{os.getpid()} {method} {items}\n")
 
 
 def _mentions(answer: str, label: str) -> bool:
