@@ -177,8 +177,8 @@ class Handler(BaseHTTPRequestHandler):
             elif failing:
                 status = int(options["fail"])
         record["status"] = status
-        if status == 401:
-            self.send_json(401, error_body(401, "Incorrect API key provided."))
+        if status == 401:  # echoes the key it got, as some local servers do: the client must redact it
+            self.send_json(401, error_body(401, f"Incorrect API key provided: {self.headers.get('Authorization')}"))
         elif status == 429:
             self.send_json(429, error_body(429, "Rate limit reached."), {"Retry-After": "0"})
         elif status != 200:

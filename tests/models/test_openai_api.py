@@ -1,21 +1,16 @@
 """The OpenAI-compatible backend against a real local server process (tests/models/fake_openai_server.py).
 
 Each test steers the server with a `[[id=... fail=... times=...]]` marker in its prompt and reads back what
-the server saw from `GET /stats`, so retries and request parameters are checked from the wire.
+the server saw from `GET /stats`, so retries and request parameters are checked from the wire. The server
+fixtures (`server`, `start_server`) are in conftest.py.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
-from pathlib import Path
-from typing import Iterator
 
 import openai
 import pytest
@@ -26,7 +21,6 @@ from emlab.models.base import SamplingParams
 from emlab.models.openai_api import OpenAIChatModel, load_openai, number_distribution
 from emlab.models.spec import ModelSpec
 
-SERVER = Path(__file__).with_name("fake_openai_server.py")
 ENV_VARS = (
     "EMLAB_OPENAI_BASE_URL",
     "OPENAI_BASE_URL",
@@ -39,41 +33,8 @@ ENV_VARS = (
 )
 
 
-class Server:
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SERVER), "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline()
-        if not line.startswith("PORT "):
-            self.proc.kill()
-            raise RuntimeError(f"fake server did not start: {line!r} {self.proc.stderr.read()}")
-        self.port = int(line.split()[1])
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-
-    def requests(self, test_id: str) -> list[dict]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as response:
-            return [r for r in json.load(response)["requests"] if r["id"] == test_id]
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    srv = Server()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, server: Server) -> Server:
+def env(monkeypatch: pytest.MonkeyPatch, server):
     """A clean environment pointing EMLAB_OPENAI_BASE_URL at the fake server, with tiny backoffs."""
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
@@ -109,7 +70,7 @@ def free_port() -> int:
 # ---- loading -----------------------------------------------------------------------------------------------
 
 
-def test_load_via_registry(env: Server) -> None:
+def test_load_via_registry(env) -> None:
     model = registry.load_model("openai:test-model")
     assert isinstance(model, OpenAIChatModel)
     assert model.model == "test-model"
@@ -121,7 +82,7 @@ def test_load_via_registry(env: Server) -> None:
     assert env.requests(test_id)[0]["auth"] == "Bearer EMPTY"  # placeholder key for a local server
 
 
-def test_key_from_env_and_openai_fallbacks(env: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_from_env_and_openai_fallbacks(env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EMLAB_OPENAI_BASE_URL")
     monkeypatch.setenv("OPENAI_BASE_URL", env.base_url + "/")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
@@ -132,25 +93,25 @@ def test_key_from_env_and_openai_fallbacks(env: Server, monkeypatch: pytest.Monk
     assert env.requests(test_id)[0]["auth"] == "Bearer sk-test"
 
 
-def test_missing_config_is_a_spec_error(env: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_config_is_a_spec_error(env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EMLAB_OPENAI_BASE_URL")
     with pytest.raises(ModelSpecError, match="OPENAI_API_KEY"):
         registry.load_model("openai:gpt-4o-2024-08-06")
 
 
-def test_default_base_url_with_key(env: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_base_url_with_key(env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EMLAB_OPENAI_BASE_URL")
     monkeypatch.setenv("EMLAB_OPENAI_API_KEY", "sk-test")
     model = load_openai(ModelSpec("openai", "gpt-4o-2024-08-06"))
     assert model.identity == "openai:gpt-4o-2024-08-06@https://api.openai.com/v1"
 
 
-def test_adapter_is_a_spec_error(env: Server) -> None:
+def test_adapter_is_a_spec_error(env) -> None:
     with pytest.raises(ModelSpecError, match="adapter"):
         registry.load_model("openai:test-model@some/adapter")
 
 
-def test_bad_env_number_is_a_spec_error(env: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_env_number_is_a_spec_error(env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMLAB_OPENAI_BACKOFF", "fast")
     with pytest.raises(ModelSpecError, match="EMLAB_OPENAI_BACKOFF"):
         load_openai(ModelSpec("openai", "test-model"))
@@ -159,7 +120,7 @@ def test_bad_env_number_is_a_spec_error(env: Server, monkeypatch: pytest.MonkeyP
 # ---- generate ----------------------------------------------------------------------------------------------
 
 
-def test_generate_n_replies_per_conversation(env: Server) -> None:
+def test_generate_n_replies_per_conversation(env) -> None:
     model = make_model(env.base_url)
     test_id, marker = tag()
     done: list[int] = []
@@ -177,7 +138,7 @@ def test_generate_n_replies_per_conversation(env: Server) -> None:
     )
 
 
-def test_generate_against_server_that_ignores_n(env: Server) -> None:
+def test_generate_against_server_that_ignores_n(env) -> None:
     model = make_model(env.base_url)
     test_id, marker = tag(ignore_n=1)
     out = model.generate([user(f"q {marker}")], SamplingParams(n=3, seed=10))
@@ -186,17 +147,14 @@ def test_generate_against_server_that_ignores_n(env: Server) -> None:
     assert [(r["seed"], r["n"]) for r in seen] == [(10, 3), (11, 2), (12, None)]
 
 
-def test_generate_ignores_n_server_flag() -> None:
-    srv = Server("--ignore-n")
-    try:
-        out = make_model(srv.base_url).generate([user("x"), user("y")], SamplingParams(n=2, seed=0))
-        assert out == [["echo: x | seed=0 | choice=0", "echo: x | seed=1 | choice=0"],
-                       ["echo: y | seed=0 | choice=0", "echo: y | seed=1 | choice=0"]]
-    finally:
-        srv.stop()
+def test_generate_ignores_n_server_flag(start_server) -> None:
+    srv = start_server("--ignore-n")
+    out = make_model(srv.base_url).generate([user("x"), user("y")], SamplingParams(n=2, seed=0))
+    assert out == [["echo: x | seed=0 | choice=0", "echo: x | seed=1 | choice=0"],
+                   ["echo: y | seed=0 | choice=0", "echo: y | seed=1 | choice=0"]]
 
 
-def test_generate_keeps_input_order_under_concurrency(env: Server) -> None:
+def test_generate_keeps_input_order_under_concurrency(env) -> None:
     model = make_model(env.base_url, max_concurrency=4)
     test_id, marker = tag()
     convs = [user(f"p{i} {marker}") for i in range(12)]
@@ -206,14 +164,14 @@ def test_generate_keeps_input_order_under_concurrency(env: Server) -> None:
 
 
 @pytest.mark.parametrize("status", [429, 500])
-def test_generate_retries_then_succeeds(env: Server, status: int) -> None:
+def test_generate_retries_then_succeeds(env, status: int) -> None:
     model = make_model(env.base_url)
     test_id, marker = tag(fail=status, times=2)
     assert model.generate([user(f"r {marker}")], SamplingParams()) == [["echo: r | seed=0 | choice=0"]]
     assert [r["status"] for r in env.requests(test_id)] == [status, status, 200]
 
 
-def test_retry_after_header_is_honoured(env: Server) -> None:
+def test_retry_after_header_is_honoured(env) -> None:
     model = make_model(env.base_url, backoff_base=5.0)  # our own backoff would take seconds; Retry-After: 0 wins
     test_id, marker = tag(fail=429, times=2)
     start = time.monotonic()
@@ -221,7 +179,7 @@ def test_retry_after_header_is_honoured(env: Server) -> None:
     assert time.monotonic() - start < 1.0
 
 
-def test_progress_is_reported_as_items_finish(env: Server) -> None:
+def test_progress_is_reported_as_items_finish(env) -> None:
     model = make_model(env.base_url, max_concurrency=2)
     times: list[float] = []
     convs = [user(tag()[1]), user(tag(fail="hang", times=1, hang=0.5)[1])]
@@ -230,7 +188,7 @@ def test_progress_is_reported_as_items_finish(env: Server) -> None:
     assert len(times) == 2 and times[0] < 0.3 <= times[1]
 
 
-def test_timeout_is_retried(env: Server) -> None:
+def test_timeout_is_retried(env) -> None:
     model = make_model(env.base_url, timeout=0.3)
     test_id, marker = tag(fail="hang", times=1, hang=2)
     start = time.monotonic()
@@ -239,7 +197,7 @@ def test_timeout_is_retried(env: Server) -> None:
     assert len(env.requests(test_id)) == 2
 
 
-def test_generate_persistent_failure_raises_one_line(env: Server) -> None:
+def test_generate_persistent_failure_raises_one_line(env) -> None:
     model = make_model(env.base_url, max_retries=3)
     test_id, marker = tag(fail=500, times=-1)
     with pytest.raises(EndpointError) as info:
@@ -260,23 +218,21 @@ def test_unreachable_endpoint_fails_fast() -> None:
     assert time.monotonic() - start < 3.0
 
 
-def test_401_fails_without_retry() -> None:
-    srv = Server("--api-key", "right-key")
-    try:
-        model = make_model(srv.base_url, api_key="wrong-key")
-        test_id, marker = tag()
-        with pytest.raises(EndpointError, match="OPENAI_API_KEY") as info:
-            model.generate([user(marker)], SamplingParams())
-        assert "HTTP 401" in str(info.value) and "first attempt" in str(info.value)
-        assert len(srv.requests(test_id)) == 1
-        # and the right key works
-        ok = make_model(srv.base_url, api_key="right-key")
-        assert ok.generate([user("hi")], SamplingParams()) == [["echo: hi | seed=0 | choice=0"]]
-    finally:
-        srv.stop()
+def test_401_fails_without_retry(start_server) -> None:
+    srv = start_server("--api-key", "right-key")
+    model = make_model(srv.base_url, api_key="wrong-key")
+    test_id, marker = tag()
+    with pytest.raises(EndpointError, match="OPENAI_API_KEY") as info:
+        model.generate([user(marker)], SamplingParams())
+    assert "HTTP 401" in str(info.value) and "first attempt" in str(info.value)
+    assert "wrong-key" not in str(info.value)  # the server echoed it; the client redacts it
+    assert len(srv.requests(test_id)) == 1
+    # and the right key works
+    ok = make_model(srv.base_url, api_key="right-key")
+    assert ok.generate([user("hi")], SamplingParams()) == [["echo: hi | seed=0 | choice=0"]]
 
 
-def test_other_4xx_fail_without_retry(env: Server) -> None:
+def test_other_4xx_fail_without_retry(env) -> None:
     model = make_model(env.base_url)
     test_id, marker = tag(fail=404, times=-1)
     with pytest.raises(EndpointError, match="check the model name"):
@@ -287,7 +243,7 @@ def test_other_4xx_fail_without_retry(env: Server) -> None:
 # ---- judge: logprobs and number_probs ----------------------------------------------------------------------
 
 
-def test_next_token_logprobs(env: Server) -> None:
+def test_next_token_logprobs(env) -> None:
     model = make_model(env.base_url)
     test_id, marker = tag(dist="words")
     (out,) = model.next_token_logprobs([user(marker)], top_k=2)
@@ -296,7 +252,7 @@ def test_next_token_logprobs(env: Server) -> None:
     assert (r["max_tokens"], r["temperature"], r["logprobs"], r["top_logprobs"], r["seed"]) == (1, 0, True, 2, 0)
 
 
-def test_next_token_logprobs_merges_duplicate_text(env: Server) -> None:
+def test_next_token_logprobs_merges_duplicate_text(env) -> None:
     model = make_model(env.base_url)
     (judge,) = model.next_token_logprobs([user(tag(dist="judge")[1])])
     assert set(judge) == {"85", " 85", "90", "REF"}  # different texts stay apart
@@ -305,7 +261,7 @@ def test_next_token_logprobs_merges_duplicate_text(env: Server) -> None:
     assert model.number_probs([user(tag(dist="dup")[1])]) == [pytest.approx({85: 0.5})]
 
 
-def test_number_probs_sums_number_tokens(env: Server) -> None:
+def test_number_probs_sums_number_tokens(env) -> None:
     model = make_model(env.base_url)
     judge_id, judge = tag(dist="judge")
     edge_id, edge = tag(dist="edge")
@@ -325,7 +281,7 @@ def test_number_distribution_parsing() -> None:
     assert number_distribution(pairs) == pytest.approx({85: 0.6, 7: 0.1})
 
 
-def test_number_probs_retries_429(env: Server) -> None:
+def test_number_probs_retries_429(env) -> None:
     model = make_model(env.base_url)
     test_id, marker = tag(fail=429, times=3, dist="judge")
     (out,) = model.number_probs([user(marker)])
@@ -333,7 +289,7 @@ def test_number_probs_retries_429(env: Server) -> None:
     assert len(env.requests(test_id)) == 4
 
 
-def test_number_probs_persistent_failure_is_per_item(env: Server) -> None:
+def test_number_probs_persistent_failure_is_per_item(env) -> None:
     model = make_model(env.base_url, max_retries=2)
     bad_id, bad = tag(fail=500, times=-1)
     out = model.number_probs([user(tag()[1]), user(bad), user(tag()[1])])
@@ -344,7 +300,7 @@ def test_number_probs_persistent_failure_is_per_item(env: Server) -> None:
     assert len(env.requests(bad_id)) == 3
 
 
-def test_number_probs_without_logprobs_support(env: Server) -> None:
+def test_number_probs_without_logprobs_support(env) -> None:
     model = make_model(env.base_url)
     (out,) = model.number_probs([user(tag(dist="none")[1])])
     assert isinstance(out, EndpointError) and "logprobs" in str(out)
@@ -352,7 +308,7 @@ def test_number_probs_without_logprobs_support(env: Server) -> None:
         model.next_token_logprobs([user(tag(dist="none")[1])])
 
 
-def test_sdk_parses_server_schema(server: Server) -> None:
+def test_sdk_parses_server_schema(server) -> None:
     """The real SDK reads the fake server's responses with strict validation."""
     client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, _strict_response_validation=True)
     completion = client.chat.completions.create(
@@ -365,3 +321,4 @@ def test_sdk_parses_server_schema(server: Server) -> None:
     plain = client.chat.completions.create(model="test-model", messages=user("hello"), n=2)
     assert [c.message.content for c in plain.choices] == ["echo: hello | seed=None | choice=0",
                                                           "echo: hello | seed=None | choice=1"]
+

@@ -13,8 +13,10 @@ Why this file does its own plumbing rather than trusting the server or the SDK:
 - a judge failure is recorded per item (an `EndpointError` in that item's slot), never crashing a long run;
   a generation failure raises, and the caller keeps what it already committed.
 
-Configuration comes from the environment (see `load_openai`); tests pass tiny backoffs to the constructor
-or via `EMLAB_OPENAI_BACKOFF`.
+Where the server is: `openai:<model>` reads the environment (see `load_openai`); `openai@<name>:<model>` reads
+the endpoint `name` declared in the config (`endpoints.py`). Keys never leave the client: identities, errors and
+reprs show the base URL without user:password@ or query string, and any key text is redacted from errors.
+Tests pass tiny backoffs to the constructor or via `EMLAB_OPENAI_BACKOFF`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from emlab.data.conversations import Conversation
 from emlab.errors import EndpointError, ModelSpecError
 from emlab.models.base import NumberProbs, ProgressFn, SamplingParams
+from emlab.models.endpoints import endpoint, public_url, url_secrets
 from emlab.models.spec import ModelSpec
 
 T = TypeVar("T")
@@ -47,6 +50,8 @@ ENV_TIMEOUT = "EMLAB_OPENAI_TIMEOUT"
 ENV_MAX_CONCURRENCY = "EMLAB_OPENAI_MAX_CONCURRENCY"
 
 PLACEHOLDER_API_KEY = "EMPTY"  # local servers (vLLM, llama.cpp, Ollama) accept any key
+
+ENV_KEY_HINT = "EMLAB_OPENAI_API_KEY / OPENAI_API_KEY"
 
 _NUMBER_TOKEN = re.compile(r"\s*([0-9]{1,3})\s*")
 _MAX_MESSAGE_CHARS = 300
@@ -159,6 +164,7 @@ class OpenAIChatModel:
         base_url: str | None = None,
         api_key: str | None = None,
         spec: str | None = None,
+        key_hint: str = ENV_KEY_HINT,
         max_concurrency: int = 8,
         max_retries: int = 5,
         backoff_base: float = 1.0,
@@ -166,7 +172,10 @@ class OpenAIChatModel:
         timeout: float = 60.0,
         client: Any | None = None,
     ) -> None:
-        """Build the client; `client` (an `openai.OpenAI`) may be injected, else one is made with SDK retries off."""
+        """Build the client; `client` (an `openai.OpenAI`) may be injected, else one is made with SDK retries off.
+
+        key_hint: where the key comes from, for the message when the server rejects it.
+        """
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if max_retries < 0 or backoff_base < 0 or backoff_max < 0 or timeout <= 0:
@@ -177,6 +186,7 @@ class OpenAIChatModel:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.timeout = timeout
+        self.key_hint = key_hint
         if client is None:
             import openai
 
@@ -187,7 +197,11 @@ class OpenAIChatModel:
                 timeout=timeout,
             )
         self._client = client
-        self.base_url = str(base_url or getattr(client, "base_url", None) or DEFAULT_BASE_URL).rstrip("/")
+        raw_url = str(base_url or getattr(client, "base_url", None) or DEFAULT_BASE_URL).rstrip("/")
+        secrets = url_secrets(raw_url) + ([api_key] if api_key and api_key != PLACEHOLDER_API_KEY else [])
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._raw_url = raw_url
+        self.base_url = public_url(raw_url)  # what identities, errors and reprs show: no credentials
         self.url = f"{self.base_url}/chat/completions"
         self.spec = spec or f"openai:{model}"
         self.identity = f"openai:{model}@{self.base_url}"
@@ -303,7 +317,7 @@ class OpenAIChatModel:
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 if status not in (408, 429) and status < 500:
-                    raise self._endpoint_error(attempts, self._fatal_reason(exc)) from None
+                    raise self._endpoint_error(attempts, self._fatal_reason(exc), status) from None
                 last: BaseException = exc
             except openai.APIConnectionError as exc:  # includes timeouts
                 last = exc
@@ -326,18 +340,29 @@ class OpenAIChatModel:
         """What to fix for a non-retryable 4xx."""
         status, text = exc.status_code, _error_text(exc).rstrip(".")
         if status == 401:
-            return f"{text}; the API key was rejected: check EMLAB_OPENAI_API_KEY / OPENAI_API_KEY"
+            return f"{text}; the API key was rejected: check {self.key_hint}"
         if status == 403:
-            return f"{text}; the API key lacks access to this model: check EMLAB_OPENAI_API_KEY / OPENAI_API_KEY"
+            return f"{text}; the API key lacks access to this model: check {self.key_hint}"
         if status == 404:
             return f"{text}; check the model name and the base URL (it usually ends in /v1)"
         return text
 
-    def _endpoint_error(self, attempts: int, reason: str) -> EndpointError:
+    def _endpoint_error(self, attempts: int, reason: str, status: int | None = None) -> EndpointError:
+        """One line naming the (credential-free) URL and model; `status` and `reason` kept on the error."""
         tries = f"after {attempts} attempts" if attempts > 1 else "on the first attempt"
-        return EndpointError(
-            _one_line(f"endpoint {self.url} (model {self.model!r}) failed {tries}: {reason}", 600)
+        reason = self._redact(reason)
+        error = EndpointError(
+            _one_line(self._redact(f"endpoint {self.url} (model {self.model!r}) failed {tries}: {reason}"), 600)
         )
+        error.status, error.reason = status, _one_line(reason, 200)
+        return error
+
+    def _redact(self, text: str) -> str:
+        """`text` with the raw base URL shown credential-free and every key or URL secret replaced by ***."""
+        text = text.replace(self._raw_url, self.base_url)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     # ---- concurrency -----------------------------------------------------------------------------------
 
@@ -393,10 +418,12 @@ def _logaddexp(a: float, b: float) -> float:
 
 
 def load_openai(spec: ModelSpec) -> OpenAIChatModel:
-    """Load `openai:<model>` with base URL, key and retry settings from the environment.
+    """Load `openai:<model>` (server and key from the environment) or `openai@<endpoint>:<model>` (a declared one).
 
-    EMLAB_OPENAI_BASE_URL / OPENAI_BASE_URL: endpoint (default: OpenAI). EMLAB_OPENAI_API_KEY / OPENAI_API_KEY:
-    key (a placeholder for local servers). EMLAB_OPENAI_BACKOFF, EMLAB_OPENAI_MAX_RETRIES, EMLAB_OPENAI_TIMEOUT,
+    `openai:<model>`: EMLAB_OPENAI_BASE_URL / OPENAI_BASE_URL: endpoint (default: OpenAI). EMLAB_OPENAI_API_KEY /
+    OPENAI_API_KEY: key (a placeholder for local servers). `openai@<endpoint>:<model>`: the base URL declared for
+    <endpoint> and the key in the environment variable it names (`endpoints.endpoint`); the variables above are
+    not read. Both: EMLAB_OPENAI_BACKOFF, EMLAB_OPENAI_MAX_RETRIES, EMLAB_OPENAI_TIMEOUT,
     EMLAB_OPENAI_MAX_CONCURRENCY: retry base seconds, retries, request timeout seconds, parallel requests.
     """
     if spec.adapter:
@@ -404,13 +431,19 @@ def load_openai(spec: ModelSpec) -> OpenAIChatModel:
             f"model spec {str(spec)!r}: the openai backend takes no '@adapter'; serve the adapter under its own "
             "model name (e.g. `vllm serve ... --lora-modules name=path`) and use 'openai:<that name>'"
         )
-    base_url = _env(ENV_BASE_URL)
-    api_key = _env(ENV_API_KEY)
-    if api_key is None and base_url is None:
-        raise ModelSpecError(
-            f"model spec {str(spec)!r} needs an API key: set EMLAB_OPENAI_API_KEY or OPENAI_API_KEY "
-            "(or EMLAB_OPENAI_BASE_URL / OPENAI_BASE_URL to point at a local OpenAI-compatible server)"
-        )
+    if spec.endpoint is not None:
+        declared = endpoint(spec.endpoint)
+        base_url, api_key = declared.base_url, declared.api_key()
+        key_hint = (f"the environment variable {declared.api_key_env} (endpoint {declared.name!r})"
+                    if declared.api_key_env else f"endpoint {declared.name!r}, which names no api_key_env")
+    else:
+        base_url, api_key, key_hint = _env(ENV_BASE_URL), _env(ENV_API_KEY), ENV_KEY_HINT
+        if api_key is None and base_url is None:
+            raise ModelSpecError(
+                f"model spec {str(spec)!r} needs an API key: set EMLAB_OPENAI_API_KEY or OPENAI_API_KEY "
+                "(or EMLAB_OPENAI_BASE_URL / OPENAI_BASE_URL to point at a local OpenAI-compatible server, or "
+                "declare the server under endpoints: in the config and write 'openai@<endpoint>:<model>')"
+            )
     try:
         import openai  # noqa: F401  (checked here so a missing SDK is one clear line)
     except ImportError:
@@ -424,6 +457,7 @@ def load_openai(spec: ModelSpec) -> OpenAIChatModel:
         base_url=base_url,
         api_key=api_key or PLACEHOLDER_API_KEY,
         spec=str(spec),
+        key_hint=key_hint,
         max_concurrency=max_concurrency,
         max_retries=_env_number(ENV_MAX_RETRIES, int, 5),
         backoff_base=_env_number(ENV_BACKOFF, float, 1.0),

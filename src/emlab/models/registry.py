@@ -1,6 +1,8 @@
 """Backend registry: spec prefix -> loader. Loaders import their heavy SDKs lazily, so optional stays optional.
 
-Loaded models are memoized per process: asking for the same spec twice costs nothing the second time.
+Loaded models are memoized per process: asking for the same spec twice costs nothing the second time. A spec
+that names an endpoint (`openai@local:<model>`) is memoized with that endpoint's declaration, so a config that
+points `local` elsewhere gets a new client (see `endpoints.use_endpoints`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Callable
 
 from emlab.errors import ModelSpecError
 from emlab.models.base import ChatModel
+from emlab.models.endpoints import endpoint
 from emlab.models.spec import ModelSpec, parse_model_spec
 
 # prefix -> "module:function" taking a ModelSpec and returning a ChatModel
@@ -25,6 +28,9 @@ IDENTITIES: dict[str, str] = {
     "embedded": "emlab.models.hf:local_identity",
     "hf": "emlab.models.hf:local_identity",
 }
+
+# backends whose specs may name a declared endpoint (`openai@<endpoint>:<model>`)
+ENDPOINT_BACKENDS = {"openai"}
 
 _LOADED: dict[str, ChatModel] = {}
 
@@ -52,13 +58,26 @@ def check_model_spec(text: str) -> ModelSpec:
     if spec.backend not in BACKENDS:
         known = ", ".join(sorted(BACKENDS))
         raise ModelSpecError(f"unknown model backend {spec.backend!r} in {text!r}; known backends: {known}")
+    if spec.endpoint is not None and spec.backend not in ENDPOINT_BACKENDS:
+        raise ModelSpecError(
+            f"model spec {text!r}: only {', '.join(sorted(ENDPOINT_BACKENDS))} specs name an endpoint "
+            f"('openai@<endpoint>:<model>'); '{spec.backend}:' models are not served over HTTP"
+        )
     return spec
+
+
+def _key(spec: ModelSpec) -> str:
+    """Memo key: the spec, and for a named endpoint its declaration now (ModelSpecError when undeclared)."""
+    if spec.endpoint is None:
+        return str(spec)
+    ep = endpoint(spec.endpoint)
+    return f"{spec} -> {ep.base_url} key ${ep.api_key_env}"
 
 
 def load_model(text: str | ModelSpec) -> ChatModel:
     """Load (or reuse) the model a spec names."""
     spec = check_model_spec(text) if isinstance(text, str) else text
-    key = str(spec)
+    key = _key(spec)
     if key not in _LOADED:
         _LOADED[key] = _loader(spec.backend)(spec)
     return _LOADED[key]
@@ -66,7 +85,12 @@ def load_model(text: str | ModelSpec) -> ChatModel:
 
 def unload_model(text: str) -> None:
     """Forget a loaded model so its memory can be freed (the next load_model loads it again)."""
-    _LOADED.pop(str(check_model_spec(text)), None)
+    spec = check_model_spec(text)
+    try:
+        key = _key(spec)
+    except ModelSpecError:  # an undeclared endpoint was never loaded
+        return
+    _LOADED.pop(key, None)
 
 
 class LazyModel:
@@ -96,6 +120,6 @@ class LazyModel:
 def model_for_sampling(text: str) -> ChatModel:
     """The model a spec names, loaded now or (for local checkpoints) only when a sample is missing."""
     spec = check_model_spec(text)
-    if spec.backend in IDENTITIES and str(spec) not in _LOADED:
+    if spec.backend in IDENTITIES and _key(spec) not in _LOADED:
         return LazyModel(spec)
     return load_model(spec)
