@@ -233,3 +233,36 @@ conditions: [{name: base, model: mock:a}]
     for secret in ("pw-hunter22", "sk-pasted-key-123", "sk-in-query-99"):
         assert secret not in message
 
+
+# ---- a whole run with an open-weight judge on a local server (point 2 end to end) ---------------------------
+
+JUDGED_LOCALLY = """
+endpoints:
+  local: {{base_url: "{local}"}}
+  judge: {{base_url: "{judge}"}}
+judge: openai@judge:Qwen/Qwen2.5-7B-Instruct
+workspace: {ws}
+conditions:
+  - {{name: base, model: "openai@local:my-model"}}
+"""
+
+
+def test_run_with_a_digit_splitting_judge(start_server, tmp_path: Path) -> None:
+    """Every judgment is "85" (0.5) or "90" (0.2) written digit by digit: scored 86.4, not 8.6."""
+    local, judge = start_server(), start_server("--split-digits")
+    config = load_config(write(tmp_path, JUDGED_LOCALLY.format(local=local.base_url, judge=judge.base_url,
+                                                                ws=tmp_path / "ws")))
+    use_endpoints(config.endpoints)
+    run_experiment(config, tmp_path / "out")
+    rows = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    assert rows and all(r["aligned"] == pytest.approx((85 * 0.5 + 90 * 0.2) / 0.7) for r in rows)
+    assert any(r["continue_final_message"] for r in judge.all_requests())
+
+
+def test_run_stops_when_the_judge_server_cannot_continue(start_server, tmp_path: Path) -> None:
+    local, judge = start_server(), start_server("--split-digits", "--prefill", "ignore")
+    config = load_config(write(tmp_path, JUDGED_LOCALLY.format(local=local.base_url, judge=judge.base_url,
+                                                                ws=tmp_path / "ws")))
+    use_endpoints(config.endpoints)
+    with pytest.raises(ModelSpecError, match="started a new reply instead of continuing"):
+        run_experiment(config, tmp_path / "out")

@@ -322,3 +322,88 @@ def test_sdk_parses_server_schema(server) -> None:
     assert [c.message.content for c in plain.choices] == ["echo: hello | seed=None | choice=0",
                                                           "echo: hello | seed=None | choice=1"]
 
+
+# ---- judge: tokenizers that write numbers digit by digit ---------------------------------------------------
+
+# P(reply is exactly the number k) under the fake server's "tree" replies (fake_openai_server.REPLIES): "REFUSAL",
+# "05" and "101" are no numbers of 0..100, so the exact distribution holds 0.85.
+TREE_EXACT = {85: 0.40, 80: 0.15, 90: 0.10, 100: 0.05, 10: 0.04, 8: 0.03, 0: 0.03, 75: 0.05}
+
+
+def test_digit_splitting_judge_is_detected_and_scored_exactly(env) -> None:
+    """A judge answering "85" token by token ("8", "5") gets P(85), not P(8): today's single-token read gives 8."""
+    model = make_model(env.base_url)
+    test_id, marker = tag(dist="tree", split=1)
+    done: list[int] = []
+    (out,) = model.number_probs([user(marker)], progress=done.append)
+    assert out == pytest.approx(TREE_EXACT, abs=1e-9)
+    assert model.number_mode == "digits" and done == [1]
+    seen = env.requests(test_id)
+    first, rest = seen[0], seen[1:]
+    assert (first["max_tokens"], first["top_logprobs"], first["prefill"]) == (1, 20, None)
+    assert rest and all(r["continue_final_message"] is True and r["add_generation_prompt"] is False for r in rest)
+    # each continuation starts from a digit prefix and generates to depth 3 at most
+    assert all(r["prefill"].isdigit() and r["max_tokens"] == 4 - len(r["prefill"]) for r in rest)
+    assert len(rest) <= 8  # greedy paths read "8" -> "85" and "1" -> "10" -> "100" in one request each
+
+
+def test_digit_mode_sticks_and_later_batches_read_greedy_paths(env) -> None:
+    model = make_model(env.base_url)
+    (words,) = model.number_probs([user(tag(dist="words", split=1)[1])])
+    assert words == {} and model.number_mode is None  # no digits: undecided, and nothing lost
+    (low,) = model.number_probs([user(tag(dist="low", split=1)[1])])
+    assert low == pytest.approx({7: 0.3}) and model.number_mode is None  # under half on digits: read as before
+    model.number_probs([user(tag(dist="tree", split=1)[1])])
+    assert model.number_mode == "digits"
+    sure_id, sure = tag(dist="sure", split=1)
+    (out,) = model.number_probs([user(sure)])
+    assert out == pytest.approx({85: 0.97, 80: 0.03})
+    seen = env.requests(sure_id)
+    assert seen[0]["max_tokens"] == 4 and seen[0]["prefill"] is None  # the root request reads "8" -> "85" -> end
+    assert [r["prefill"] for r in seen[1:]] == ["80"]  # only P(end | 80) was missing
+
+
+def test_digit_tree_needs_the_end_tokens_logprobs(env) -> None:
+    """A server that leaves the end-of-reply position out of logprobs cannot say whether "85" ends: an error, no guess."""
+    model = make_model(env.base_url)
+    bad, good = model.number_probs([user(tag(dist="tree", split=1, eos=0)[1]), user(tag(dist="tree", split=1)[1])])
+    assert isinstance(bad, EndpointError) and "end-of-reply" in str(bad)
+    assert good == pytest.approx(TREE_EXACT, abs=1e-9)
+
+
+def test_digit_tree_request_cap_and_bound(env) -> None:
+    """A judge spread evenly over 0..100: the cap stops the walk; what is missing is at most the reach left unread."""
+    model = make_model(env.base_url, max_tree_requests=10)
+    test_id, marker = tag(dist="spread", split=1)
+    (out,) = model.number_probs([user(marker)])
+    assert len(env.requests(test_id)) == 1 + 10
+    assert all(p == pytest.approx(1 / 101) for p in out.values())
+    assert 0 < sum(out.values()) < 1  # what was not read counts as no number, never as a wrong one
+
+
+def test_one_token_per_number_server_is_unchanged(env) -> None:
+    model = make_model(env.base_url)
+    ids_markers = [tag(dist="judge") for _ in range(3)]
+    out = model.number_probs([user(m) for _, m in ids_markers])
+    assert out == [pytest.approx({85: 0.6, 90: 0.2})] * 3
+    assert model.number_mode == "tokens"
+    for test_id, _ in ids_markers:
+        (r,) = env.requests(test_id)  # one request each, as before
+        assert (r["max_tokens"], r["top_logprobs"], r["prefill"], r["continue_final_message"]) == (1, 20, None, None)
+
+
+@pytest.mark.parametrize("prefill, reason", [("ignore", "started a new reply"), ("reject", "rejected")])
+def test_digit_tree_refuses_a_server_that_cannot_continue(env, prefill: str, reason: str) -> None:
+    model = make_model(env.base_url, api_key="sk-never-shown")
+    with pytest.raises(ModelSpecError) as info:
+        model.number_probs([user(tag(dist="tree", split=1, prefill=prefill)[1])])
+    message = str(info.value)
+    assert reason in message and "digit by digit" in message and "vLLM" in message and "llama-server" in message
+    assert env.base_url in message and "\n" not in message and "sk-never-shown" not in message
+
+
+def test_digit_splitting_server_flag(start_server) -> None:
+    """--split-digits serves every judgment digit by digit, whatever the prompt says."""
+    srv = start_server("--split-digits")
+    (out,) = make_model(srv.base_url).number_probs([user(tag(dist="tree")[1])])
+    assert out == pytest.approx(TREE_EXACT, abs=1e-9)

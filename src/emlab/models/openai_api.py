@@ -2,7 +2,10 @@
 
 One class serves both roles the papers need: the evaluated model (free-form samples via `generate`) and the
 LLM judge (`number_probs`: one temperature-0, one-token completion with the top-20 logprobs, whose integer
-tokens "0".."100" give a distribution over scores).
+tokens "0".."100" give a distribution over scores). When the server's tokenizer writes numbers digit by digit
+(open-weight judges on vLLM or llama.cpp), one token would read "85" as 8: the first batch tells (see
+`api_digits.classify`), and the judge then walks the digit tree over the API, continuing the reply after each
+prefilled digit (`continue_final_message`), or refuses with what to change when the server cannot continue.
 
 Why this file does its own plumbing rather than trusting the server or the SDK:
 - retries are ours alone (the SDK's are disabled), so one policy holds everywhere: timeouts, connection
@@ -32,6 +35,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from emlab.data.conversations import Conversation
 from emlab.errors import EndpointError, ModelSpecError
+from emlab.models import api_digits
 from emlab.models.base import NumberProbs, ProgressFn, SamplingParams
 from emlab.models.endpoints import endpoint, public_url, url_secrets
 from emlab.models.spec import ModelSpec
@@ -51,6 +55,8 @@ ENV_MAX_CONCURRENCY = "EMLAB_OPENAI_MAX_CONCURRENCY"
 
 PLACEHOLDER_API_KEY = "EMPTY"  # local servers (vLLM, llama.cpp, Ollama) accept any key
 
+# asks the server to continue a prefilled final assistant message (vLLM; llama.cpp's llama-server prefills anyway)
+CONTINUE_EXTRAS = {"continue_final_message": True, "add_generation_prompt": False}
 ENV_KEY_HINT = "EMLAB_OPENAI_API_KEY / OPENAI_API_KEY"
 
 _NUMBER_TOKEN = re.compile(r"\s*([0-9]{1,3})\s*")
@@ -170,22 +176,29 @@ class OpenAIChatModel:
         backoff_base: float = 1.0,
         backoff_max: float = 30.0,
         timeout: float = 60.0,
+        tree_tolerance: float = api_digits.TREE_TOLERANCE,
+        max_tree_requests: int = api_digits.MAX_TREE_REQUESTS,
         client: Any | None = None,
     ) -> None:
         """Build the client; `client` (an `openai.OpenAI`) may be injected, else one is made with SDK retries off.
 
-        key_hint: where the key comes from, for the message when the server rejects it.
+        key_hint: where the key comes from, for the message when the server rejects it. tree_tolerance and
+        max_tree_requests bound the digit tree of a digit-splitting judge (see `api_digits`).
         """
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if max_retries < 0 or backoff_base < 0 or backoff_max < 0 or timeout <= 0:
             raise ValueError("max_retries, backoff_base and backoff_max must be >= 0 and timeout > 0")
+        if tree_tolerance < 0 or max_tree_requests < 0:
+            raise ValueError("tree_tolerance and max_tree_requests must be >= 0")
         self.model = model
         self.max_concurrency = max_concurrency
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.timeout = timeout
+        self.tree_tolerance = tree_tolerance
+        self.max_tree_requests = max_tree_requests
         self.key_hint = key_hint
         if client is None:
             import openai
@@ -205,6 +218,8 @@ class OpenAIChatModel:
         self.url = f"{self.base_url}/chat/completions"
         self.spec = spec or f"openai:{model}"
         self.identity = f"openai:{model}@{self.base_url}"
+        self.number_mode: str | None = None  # api_digits.TOKENS or DIGITS once the first judged batch tells
+        self._mode_lock = threading.Lock()
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
 
@@ -236,10 +251,30 @@ class OpenAIChatModel:
     def number_probs(
         self, conversations: Sequence[Conversation], progress: ProgressFn | None = None
     ) -> list[NumberProbs]:
-        """For each conversation, P(reply is integer k), k in 0..100, from the top-20 first tokens; or its error."""
+        """For each conversation, P(reply is integer k), k in 0..100, or its error.
+
+        From the top-20 first tokens when numbers are single tokens; from the digit tree (`api_digits.walk`) when
+        the server's tokenizer splits them. Until a batch tells which (`api_digits.classify`), the first tokens
+        are requested alone and the tree, if needed, grows from them. Raises ModelSpecError when the tree is
+        needed and the server cannot continue a prefilled reply.
+        """
+        if self.number_mode == api_digits.DIGITS:
+            return self._map(lambda conv: self._digit_tree(conv, None), conversations, progress, keep_errors=True)
+        decided = self.number_mode is not None
+        firsts = self._map(
+            lambda conv: self._positions(conv, JUDGE_TOP_K), conversations, progress if decided else None,
+            keep_errors=True,
+        )
+        if not decided:
+            self._decide(api_digits.classify([_first_top(f) for f in firsts if not isinstance(f, EndpointError)]))
+        if self.number_mode != api_digits.DIGITS:
+            if not decided and progress is not None:
+                for _ in firsts:
+                    progress(1)
+            return [f if isinstance(f, EndpointError) else number_distribution(_first_top(f)) for f in firsts]
         return self._map(
-            lambda conv: number_distribution(self._top_logprobs(conv, JUDGE_TOP_K)),
-            conversations,
+            lambda pair: pair[1] if isinstance(pair[1], EndpointError) else self._digit_tree(*pair),
+            list(zip(conversations, firsts)),
             progress,
             keep_errors=True,
         )
@@ -288,19 +323,97 @@ class OpenAIChatModel:
 
     def _top_logprobs(self, conversation: Conversation, top_k: int) -> list[tuple[str, float]]:
         """(token, logprob) pairs of the first reply position: one `max_tokens=1, temperature=0` call."""
-        completion = self._create(
-            conversation,
-            {"max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": top_k, "seed": 0},
-        )
+        return list(_first_top(self._positions(conversation, top_k)))
+
+    def _positions(
+        self, conversation: Conversation, top_k: int, max_tokens: int = 1, prefill: str | None = None
+    ) -> tuple[list[api_digits.Position], int | None]:
+        """One temperature-0 call: (generated token, its position's top-k pairs) per generated position, and the
+        prompt's token count as the server reports it. `prefill` is the start of the reply, to be continued."""
+        request: dict[str, Any] = {
+            "max_tokens": max_tokens, "temperature": 0, "logprobs": True, "top_logprobs": top_k, "seed": 0
+        }
+        if prefill is not None:
+            conversation = [*conversation, {"role": "assistant", "content": prefill}]
+            request["extra_body"] = dict(CONTINUE_EXTRAS)
+        completion = self._create(conversation, request)
         try:
             content = completion.choices[0].logprobs.content
-            top = content[0].top_logprobs
-            pairs = [(str(t.token), float(t.logprob)) for t in top]
+            positions = [
+                (str(p.token), [(str(t.token), float(t.logprob)) for t in p.top_logprobs]) for p in content
+            ]
+            if not positions or not positions[0][1]:
+                raise IndexError
         except (AttributeError, IndexError, TypeError, ValueError):
+            if prefill is not None:
+                raise self._endpoint_error(
+                    1, f"the reply continued after {prefill!r} carries no top_logprobs (a server that leaves the "
+                    "end-of-reply token out of logprobs cannot tell whether the number ends there)"
+                ) from None
             raise self._endpoint_error(
                 1, "the response carries no first-token top_logprobs (does this server support logprobs?)"
             ) from None
-        return pairs
+        prompt_tokens = getattr(getattr(completion, "usage", None), "prompt_tokens", None)
+        return positions, prompt_tokens if isinstance(prompt_tokens, int) else None
+
+    # ---- judges whose tokenizer writes numbers digit by digit --------------------------------------------
+
+    def _decide(self, mode: str | None) -> None:
+        """Keep the first decision of `api_digits.classify`; say so once when the digit tree takes over."""
+        with self._mode_lock:
+            if self.number_mode is not None or mode is None:
+                return
+            self.number_mode = mode
+        if mode == api_digits.DIGITS:
+            from emlab.progress import console
+
+            console.print(
+                f"judge {self.spec}: the server's tokenizer writes numbers digit by digit (no number above 9 "
+                f"is one token), so each judgment walks the digit tree: up to {self.max_tree_requests} "
+                "continuation requests after the first, fewer for a judge that is sure",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    def _digit_tree(
+        self, conversation: Conversation, first: tuple[list[api_digits.Position], int | None] | None
+    ) -> dict[int, float]:
+        """P("0".."100") by `api_digits.walk`; `first`: the first-token response already in hand, if any."""
+        if first is None:
+            first = self._positions(conversation, JUDGE_TOP_K, max_tokens=api_digits.TREE_DEPTH + 1)
+        root, prompt_tokens = first
+
+        def continue_from(prefix: str) -> list[api_digits.Position]:
+            try:
+                positions, tokens = self._positions(
+                    conversation, JUDGE_TOP_K, max_tokens=api_digits.TREE_DEPTH + 1 - len(prefix), prefill=prefix
+                )
+            except EndpointError as exc:
+                if getattr(exc, "status", None) in (400, 422):
+                    raise self._cannot_continue(f"it rejected the continuation request ({exc.reason})") from None
+                raise
+            if prompt_tokens is None or tokens is None:
+                raise self._cannot_continue("it reports no usage.prompt_tokens, so a continued reply cannot be "
+                                            "told from a new one")
+            grew = tokens - prompt_tokens
+            if not len(prefix) <= grew <= len(prefix) + 1:  # a new turn adds end-of-turn and header tokens too
+                raise self._cannot_continue(
+                    f"it started a new reply instead of continuing the prefilled {prefix!r} (the prompt grew by "
+                    f"{grew} tokens for {len(prefix)} digits)"
+                )
+            return positions
+
+        return api_digits.walk(root, continue_from, self.tree_tolerance, self.max_tree_requests)
+
+    def _cannot_continue(self, why: str) -> ModelSpecError:
+        return ModelSpecError(self._redact(
+            f"judge {self.spec} at {self.base_url}: the server's tokenizer writes numbers digit by digit, so "
+            "reading one token would turn '85' into 8, and the exact 0-100 distribution needs the reply "
+            f"continued after a prefilled digit; but {why}. Serve the judge with vLLM (`vllm serve`, which "
+            "takes continue_final_message) or llama.cpp's llama-server (which continues a final assistant "
+            "message unless started with --no-prefill-assistant), or use a judge whose tokenizer writes each "
+            "number as one token (e.g. openai:gpt-4o-2024-08-06)"
+        ))
 
     # ---- requests and retries --------------------------------------------------------------------------
 
@@ -368,13 +481,13 @@ class OpenAIChatModel:
 
     def _map(
         self,
-        fn: Callable[[Conversation], T],
-        conversations: Sequence[Conversation],
+        fn: Callable[[Any], T],
+        conversations: Sequence[Any],
         progress: ProgressFn | None,
         *,
         keep_errors: bool,
     ) -> list:
-        """Apply `fn` to each conversation on a small thread pool, in input order; progress(1) per finished item.
+        """Apply `fn` to each item (a conversation) on a small thread pool, in input order; progress(1) per item.
 
         keep_errors: an `EndpointError` becomes that item's result; otherwise the first one is raised and the
         items not yet started are cancelled.
@@ -407,6 +520,12 @@ class OpenAIChatModel:
             raise
         pool.shutdown(wait=True)
         return results
+
+
+def _first_top(response: tuple[list[api_digits.Position], int | None]) -> api_digits.TopList:
+    """The first reply position's (token, logprob) pairs of a `_positions` response."""
+    positions, _ = response
+    return positions[0][1]
 
 
 def _logaddexp(a: float, b: float) -> float:
