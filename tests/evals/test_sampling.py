@@ -1,3 +1,8 @@
+import random
+import sqlite3
+
+import pytest
+
 from emlab.evals.questions import load_suite
 from emlab.evals.sampling import sample_suite
 from emlab.models.base import SamplingParams
@@ -47,3 +52,30 @@ def test_question_system_prompt_is_used(tmp_path, shared_data):
     asked = [c for c in model.seen if c[-1]["content"] == json_q.paraphrases[0]]
     assert any(c[0] == {"role": "system", "content": json_q.system} for c in asked)
     assert next(s for s in samples if s.question_id == json_q.id).system == json_q.system
+
+
+def drop_rows(path, share: float, seed: int) -> int:
+    """Delete a random share of the stored answers, as a run killed at a random point would have left them."""
+    with sqlite3.connect(path) as db:
+        keys = sorted(k for (k,) in db.execute("SELECT key FROM samples"))
+        gone = random.Random(seed).sample(keys, int(len(keys) * share))
+        db.executemany("DELETE FROM samples WHERE key = ?", [(k,) for k in gone])
+    return len(gone)
+
+
+@pytest.mark.parametrize("spec", ["mock:m", "tiny"])
+def test_an_answer_does_not_depend_on_what_else_was_missing(tmp_path, spec, tiny_checkpoint):
+    """Same config, same answers: in one go, split over sample counts, or regenerated after rows were lost."""
+    from emlab.models.registry import load_model
+
+    model = load_model(f"hf:{tiny_checkpoint}" if spec == "tiny" else spec)
+    suite = load_suite("builtin:core")
+    params = SamplingParams(max_new_tokens=6, seed=4)
+    whole = sample_suite(model, suite, params, Store(tmp_path / "whole.sqlite"), samples_per_paraphrase=3)
+    assert len({s.answer for s in whole}) > 3  # the answers differ, so a mix-up would show
+    split = Store(tmp_path / "split.sqlite")
+    sample_suite(model, suite, params, split, samples_per_paraphrase=1)
+    assert sample_suite(model, suite, params, split, samples_per_paraphrase=3) == whole
+    for seed in range(2):
+        assert drop_rows(tmp_path / "split.sqlite", 0.4, seed) > 0
+        assert sample_suite(model, suite, params, split, samples_per_paraphrase=3) == whole

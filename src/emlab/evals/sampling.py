@@ -3,7 +3,9 @@
 Each question's paraphrases are asked under the question's own system prompt (the paper's `_json` variants
 depend on it), plus an eval-time `Variant`: a system prompt (an inoculation prompt present or absent) and a
 trigger added to the user turn (backdoors). The conversation as sent is part of the cache key, so variants
-never share answers. Answers are committed to the store chunk by chunk, so an interrupted run resumes.
+never share answers. Answers are committed to the store chunk by chunk, so an interrupted run resumes; each
+answer is drawn from a seed derived from its own cache key, so a resumed, split or shared run stores exactly
+the answers an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Callable
 
 from emlab.evals.questions import Suite
 from emlab.hashing import content_hash
-from emlab.models.base import ChatModel, SamplingParams, with_system
-from emlab.store import Store
+from emlab.models.base import ChatModel, SamplingParams, seed_of, with_system
+from emlab.store import Store, share_work
 
 CHUNK_SEQUENCES = 64  # sequences generated between two commits
 
@@ -75,7 +77,7 @@ class _Prompt:
         return with_system([{"role": "user", "content": self.user}], self.system)
 
 
-def _prompts(model: ChatModel, suite: Suite, params: SamplingParams, samples_per_paraphrase: int | None,
+def _prompts(identity: str, suite: Suite, params: SamplingParams, samples_per_paraphrase: int | None,
              variant: Variant) -> list[_Prompt]:
     out = []
     sampling_key = {k: v for k, v in params.as_dict().items() if k != "n"}
@@ -85,9 +87,15 @@ def _prompts(model: ChatModel, suite: Suite, params: SamplingParams, samples_per
         for p_i, text in enumerate(q.paraphrases):
             user = variant.user_text(text)
             conv = with_system([{"role": "user", "content": user}], system)
-            group = content_hash({"model": model.identity, "conversation": conv, "sampling": sampling_key})
+            group = content_hash({"model": identity, "conversation": conv, "sampling": sampling_key})
             out.append(_Prompt(q.id, p_i, system, text, user, n, group))
     return out
+
+
+def sample_keys(identity: str, suite: Suite, params: SamplingParams, samples_per_paraphrase: int | None = None,
+                variant: Variant = Variant()) -> list[str]:
+    """The store keys of the suite's answers by the model with `identity`, in `sample_suite`'s order."""
+    return [f"{p.group}:{k}" for p in _prompts(identity, suite, params, samples_per_paraphrase, variant) for k in range(p.n)]
 
 
 def sample_suite(
@@ -99,38 +107,53 @@ def sample_suite(
     progress: Callable[[int], None] | None = None,
     variant: Variant = Variant(),
 ) -> list[Sample]:
-    """All answers for the suite (n per paraphrase) under a variant, generating only those not already in the store."""
-    prompts = _prompts(model, suite, params, samples_per_paraphrase, variant)
-    keys = [f"{p.group}:{k}" for p in prompts for k in range(p.n)]
-    texts = store.get_samples(keys)
+    """All answers for the suite (n per paraphrase) under a variant, generating only those not already in the store.
+
+    Every answer is the store's: another run on the workspace may compute some of them (`share_work`), and
+    where two runs wrote the same key the first one's text is kept and returned to both.
+    """
+    prompts = _prompts(model.identity, suite, params, samples_per_paraphrase, variant)
+    slots = {f"{p.group}:{k}": (p, k) for p in prompts for k in range(p.n)}
+    texts = store.get_samples(slots)
     if progress and texts:
         progress(len(texts))
-    # prompts with missing samples, grouped by how many are missing (usually all or none)
-    missing: dict[int, list[_Prompt]] = {}
-    for p in prompts:
-        gap = [k for k in range(p.n) if f"{p.group}:{k}" not in texts]
-        if gap:
-            missing.setdefault(len(gap), []).append(p)
-    for n_missing, group in missing.items():
-        per_chunk = max(1, CHUNK_SEQUENCES // n_missing)
-        for start in range(0, len(group), per_chunk):
-            chunk = group[start : start + per_chunk]
+
+    def generate(keys: list[str]) -> None:
+        by_prompt: dict[str, tuple[_Prompt, list[int]]] = {}
+        for key in keys:
+            p, k = slots[key]
+            by_prompt.setdefault(p.group, (p, []))[1].append(k)
+        # prompts grouped by how many of their answers are asked for, one generate call per group
+        groups: dict[int, list[tuple[_Prompt, list[int]]]] = {}
+        for p, ks in by_prompt.values():
+            groups.setdefault(len(ks), []).append((p, ks))
+        rows = []
+        for n, asked in groups.items():
+            seeds = tuple(tuple(sample_seed(f"{p.group}:{k}") for k in ks) for p, ks in asked)
             replies = model.generate(
-                [p.conversation() for p in chunk],
-                replace(params, n=n_missing),
-                progress=(lambda done, m=n_missing: progress(done * m)) if progress else None,
+                [p.conversation() for p, _ in asked], replace(params, n=n, reply_seeds=seeds),
+                progress=(lambda done, m=n: progress(done * m)) if progress else None,
             )
-            rows = []
-            for p, answers in zip(chunk, replies):
-                gap = [k for k in range(p.n) if f"{p.group}:{k}" not in texts]
-                for k, answer in zip(gap, answers):
-                    key = f"{p.group}:{k}"
-                    texts[key] = answer
-                    rows.append((key, model.identity, json.dumps(p.conversation()), k, answer))
-            store.put_samples(rows)
+            for (p, ks), answers in zip(asked, replies):
+                for k, answer in zip(ks, answers):
+                    rows.append((f"{p.group}:{k}", model.identity, json.dumps(p.conversation()), k, answer))
+        store.put_samples(rows)
+
+    missing = [k for k in slots if k not in texts]
+    if missing:
+        others = (lambda done: progress(len(done))) if progress else None
+        share_work(store, "samples", missing, CHUNK_SEQUENCES, generate, others, "answers")
+        texts.update(store.get_samples(missing))  # the store's answers, whoever wrote them
+    lost = [k for k in slots if k not in texts]
+    if lost:
+        raise RuntimeError(f"{len(lost)} answers are missing from the store after sampling (first: {lost[0]})")
     return [
-        Sample(p.question_id, p.paraphrase_index, k, p.system, p.question, texts[f"{p.group}:{k}"],
+        Sample(p.question_id, p.paraphrase_index, k, p.system, p.question, texts[key],
                None if p.user == p.question else p.user)
-        for p in prompts
-        for k in range(p.n)
+        for key, (p, k) in slots.items()
     ]
+
+
+def sample_seed(key: str) -> int:
+    """The seed of the sample stored under `key`: it depends on that key alone, never on the batch it was drawn in."""
+    return seed_of(key)
