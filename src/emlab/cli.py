@@ -76,6 +76,25 @@ def comparison_line(c: dict) -> str:
             + f", p = {p}, on {len(c.get('shared_questions') or [])} shared question(s)" + (f"; {c['note']}" if c.get("note") else ""))
 
 
+@app.command("plan")
+def plan_cmd(
+    config: Path = typer.Argument(..., help="Experiment YAML."),
+) -> None:
+    """Check a config and print its expanded conditions, what is cached, and an estimate of the time left."""
+    from emlab.config import load_config
+    from emlab.estimate import estimate, format_estimate
+    from emlab.plan import plan_experiment
+
+    cfg = load_config(config)
+    plan = plan_experiment(cfg)
+    for line in format_estimate(estimate(cfg, plan)):
+        typer.echo(line)
+    for g, members in plan.groups.items():
+        typer.echo(f"group {g}: {', '.join(members)}")
+    for c in cfg.compare:
+        typer.echo(f"compare {c.a} vs {c.b} under {c.rule}")
+
+
 @app.command()
 def analyze(
     files: List[Path] = typer.Argument(..., help="EM-style per-answer CSVs (question_id, aligned, coherent; one file = one model), or emlab's samples.csv / samples.jsonl (split by condition)."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,8 @@ from emlab.errors import ConfigError, RunFailedError
 from emlab.evals.sampling import Sample, sample_suite
 from emlab.models.base import SamplingParams
 from emlab.models.registry import check_model_spec, model_for_sampling, unload_model
-from emlab.plan import JUDGE, LABEL_JUDGE, Arm, Plan, TrainData, plan_experiment
-from emlab.progress import console, progress_bar
+from emlab.plan import JUDGE, LABEL_JUDGE, Arm, Plan, TrainData, plan_experiment, sampling_params, train_identity
+from emlab.progress import advance_overall, console, overall_bar, progress_bar
 from emlab.scoring.base import Score, ScoreRequest
 from emlab.scoring.cache import score_all
 from emlab.store import Store
@@ -45,20 +46,6 @@ class ArmRun:
     adapter: dict | None = None
     samples: list[Sample] | None = None
     scores: list[dict[str, Score]] | None = None
-
-
-def train_identity(arm: Arm) -> tuple[str, TrainParams]:
-    """The base model's identity and the arm's training parameters: with the data hash, its adapter's cache key."""
-    c = arm.condition
-    assert c.train is not None
-    spec = check_model_spec(c.model)
-    if spec.backend == "embedded":
-        from emlab.models.embedded import checkpoint_name
-
-        base_identity = f"{spec}#{checkpoint_name(spec.name)}"
-    else:
-        base_identity = str(spec)
-    return base_identity, TrainParams.model_validate(c.train.model_dump(exclude={"dataset", "rows"}) | {"seed": arm.train_seed})
 
 
 def train_arm(arm: Arm, data: TrainData | None, workspace: Path) -> tuple[str, dict | None, dict | None]:
@@ -94,17 +81,20 @@ def check_writable(folder: Path, what: str) -> None:
         raise ConfigError(f"{folder}: cannot write {what} there ({e.strerror or e})") from None
 
 
-def sample_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store: Store, keep: set[str]) -> None:
+def sample_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store: Store, keep: set[str],
+                seconds: dict[str, float] | None = None) -> None:
     """Sample every arm's answers (cached); models that are not judges are released after their arm."""
-    s = config.sampling
+    from emlab.estimate import backend_kind, record_rate
+
     for r in runs:
-        c = r.arm.condition
-        per_paraphrase = c.samples_per_paraphrase or s.samples_per_paraphrase
-        params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=r.arm.sampling_seed)
+        params, per_paraphrase = sampling_params(config, r.arm)
         total = sum((per_paraphrase or q.samples_per_paraphrase) * len(q.paraphrases) for q in plan.suite.questions)
         model = model_for_sampling(r.model)
-        with progress_bar(f"sample {r.arm.name}", total) as advance:
+        start = time.monotonic()
+        with progress_bar(f"sample {r.arm.name}", total, (seconds or {}).get(r.arm.name, 0.0)) as advance:
             r.samples = sample_suite(model, plan.suite, params, store, per_paraphrase, progress=advance, variant=r.arm.variant)
+        record_rate(config.workspace, f"sample_s_per_answer:{backend_kind(r.model)}",
+                    (time.monotonic() - start) * 100 / params.max_new_tokens, total)
         if r.model not in keep:
             unload_model(r.model)
 
@@ -123,7 +113,8 @@ def _requests(r: ArmRun, plan: Plan) -> dict[str, list[tuple[int, ScoreRequest]]
     return out
 
 
-def score_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store: Store) -> None:
+def score_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store: Store,
+               seconds: dict[str, float] | None = None) -> None:
     """Score every answer on every metric of its question (LLM judges cached in the store)."""
     from emlab.scoring.registry import judge_scorer, make_scorer
 
@@ -145,7 +136,7 @@ def score_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store: 
         r.scores = [{} for _ in r.samples or []]
         requests = _requests(r, plan)
         total = sum(len(v) for v in requests.values())
-        with progress_bar(f"score {r.arm.name}", total) as advance:
+        with progress_bar(f"score {r.arm.name}", total, (seconds or {}).get(r.arm.name, 0.0)) as advance:
             for metric, items in requests.items():
                 results = score_all(scorer_for(metric), [req for _, req in items], store, progress=advance)
                 for (i, _), score in zip(items, results):
@@ -323,19 +314,34 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
     out_dir = Path(out_dir)
     workspace = Path(config.workspace)
     plan = plan_experiment(config)  # every check before anything loads or trains
+    from emlab.models.endpoints import use_endpoints
+
+    use_endpoints(config.endpoints)  # each `openai@<name>:` spec talks to its own server with its own key
     check_writable(out_dir, "the output folder (--out)")
     check_writable(workspace, "the workspace")
 
-    runs = []
-    for arm in plan.arms:
-        model, dataset, adapter = train_arm(arm, plan.train_data.get(arm.condition.name), workspace)
-        runs.append(ArmRun(arm, model, dataset, adapter))
-    store = Store(workspace / "emlab.sqlite")
-    try:
-        sample_arms(runs, plan, config, store, keep={config.judge, plan.label_judge or config.judge})
-        score_arms(runs, plan, config, store)
-    finally:
-        store.close()
+    from emlab.estimate import estimate, format_estimate, record_rate
+
+    estimates = {e.name: e for e in estimate(config, plan)}
+    console.print(format_estimate(list(estimates.values()))[-1])
+    with overall_bar(f"run {config.name}", sum(e.total() for e in estimates.values())):
+        runs = []
+        for arm in plan.arms:
+            start = time.monotonic()
+            model, dataset, adapter = train_arm(arm, plan.train_data.get(arm.condition.name), workspace)
+            if adapter and not adapter["reused"] and dataset:
+                tokens = sum(len(m["content"]) for c in plan.train_data[arm.condition.name].dataset.conversations
+                             for m in c) // 4 * arm.condition.train.epochs
+                record_rate(workspace, "train_s_per_token", time.monotonic() - start, tokens)
+            advance_overall(estimates[arm.name].seconds.get("train", 0.0))
+            runs.append(ArmRun(arm, model, dataset, adapter))
+        store = Store(workspace / "emlab.sqlite")
+        try:
+            sample_arms(runs, plan, config, store, keep={config.judge, plan.label_judge or config.judge},
+                        seconds={n: e.seconds.get("sample", 0.0) for n, e in estimates.items()})
+            score_arms(runs, plan, config, store, seconds={n: e.seconds.get("score", 0.0) for n, e in estimates.items()})
+        finally:
+            store.close()
 
     conditions = [arm_summary(r, plan, config) for r in runs]
     groups, comparisons = groups_and_comparisons(runs, plan, config)

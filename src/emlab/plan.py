@@ -14,7 +14,11 @@ from typing import Any
 
 from emlab.analysis.rules import Rule, check_rule, misaligned_rule, parse_rule
 from emlab.config import ConditionConfig, ExperimentConfig
-from emlab.errors import ConfigError
+from emlab.errors import ConfigError, EmlabError
+from emlab.models.base import SamplingParams
+from emlab.models.registry import check_model_spec, model_for_sampling
+from emlab.store import Store
+from emlab.train.params import TrainParams
 from emlab.evals.questions import Question, Suite, load_suite, make_suite
 from emlab.evals.sampling import Variant
 from emlab.scoring.base import BOOLEAN, CATEGORICAL, NUMERIC
@@ -251,3 +255,49 @@ def _plan(config: ExperimentConfig) -> Plan:
         if c.rule not in rule_names:
             raise ConfigError(f"compare[{i}].rule: unknown rule {c.rule!r}; this run's rules: {', '.join(rule_names) or '(none)'}")
     return Plan(arms, suite, suites, metrics, question_metrics, rules, groups, label_judge, train_data)
+
+
+def train_identity(arm: Arm) -> tuple[str, TrainParams]:
+    """The base model's identity and the arm's training parameters: with the data hash, its adapter's cache key."""
+    c = arm.condition
+    assert c.train is not None
+    spec = check_model_spec(c.model)
+    if spec.backend == "embedded":
+        from emlab.models.embedded import checkpoint_name
+
+        base_identity = f"{spec}#{checkpoint_name(spec.name)}"
+    else:
+        base_identity = str(spec)
+    return base_identity, TrainParams.model_validate(c.train.model_dump(exclude={"dataset", "rows"}) | {"seed": arm.train_seed})
+
+
+def adapter_dir(workspace: Path, key: str) -> Path:
+    """Where the adapter with cache key `key` lives in a workspace."""
+    return workspace / "adapters" / key
+
+
+def sampling_params(config: ExperimentConfig, arm: Arm) -> tuple[SamplingParams, int | None]:
+    """The arm's sampling parameters and its samples per paraphrase (None: each question's own)."""
+    s = config.sampling
+    params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens, seed=arm.sampling_seed)
+    return params, arm.condition.samples_per_paraphrase or s.samples_per_paraphrase
+
+
+def cached_sample_count(config: ExperimentConfig, plan: Plan, arm: Arm, adapter: Path | None) -> int | None:
+    """How many of the arm's answers the store already holds (None when its model's identity is not known yet)."""
+    from emlab.evals.sampling import sample_keys
+
+    spec = str(check_model_spec(arm.condition.model)) + (f"@{adapter}" if adapter is not None else "")
+    try:
+        identity = model_for_sampling(spec).identity
+    except EmlabError:
+        return None
+    path = Path(config.workspace) / "emlab.sqlite"
+    if not path.exists():
+        return 0
+    params, per = sampling_params(config, arm)
+    store = Store(path)
+    try:
+        return len(store.get_samples(sample_keys(identity, plan.suite, params, per, arm.variant)))
+    finally:
+        store.close()

@@ -1,0 +1,151 @@
+"""`emlab plan`: what a config will do, what is already cached, and how long the rest should take.
+
+Rates come from the workspace's `rates.json`, which every `emlab run` updates with what it measured (seconds per
+training token, per sampled answer per backend, per score per scorer); before any run, the defaults below are
+the figures of docs/benchmarks.md on a 2-core CPU. An estimate is a forecast, printed as one: rounded, with the
+rates it used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# seconds per unit on this project's reference 2-core CPU (docs/benchmarks.md), used until a run measured its own
+DEFAULT_RATES = {
+    "train_s_per_token": 1 / 400,  # LoRA loop, bf16 autocast, ~400 tokens/s
+    "sample_s_per_answer:local": 0.25,  # embedded model, 100-token answers, batched
+    "sample_s_per_answer:openai": 0.5,
+    "sample_s_per_answer:mock": 0.0,
+    "score_s:judge_0_100": 0.6,  # exact local digit-tree judge; an API judge is similar with concurrency
+    "score_s:judge_labels": 0.5,
+    "score_s:distilled": 0.05,
+    "score_s:deterministic": 0.0,
+}
+RATES_FILE = "rates.json"
+
+
+def load_rates(workspace: str | Path) -> dict[str, float]:
+    """Measured rates of this workspace over the defaults."""
+    path = Path(workspace) / RATES_FILE
+    rates = dict(DEFAULT_RATES)
+    if path.is_file():
+        try:
+            rates.update({k: float(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()})
+        except (ValueError, TypeError, AttributeError):
+            pass  # a damaged rates file only costs the estimate its accuracy
+    return rates
+
+
+def record_rate(workspace: str | Path, key: str, seconds: float, units: float) -> None:
+    """Store seconds per unit for `key` when the step did real work (cached steps would say nothing)."""
+    if units <= 0 or seconds < 1.0:
+        return
+    path = Path(workspace) / RATES_FILE
+    rates = {}
+    if path.is_file():
+        try:
+            rates = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            rates = {}
+    rates[key] = seconds / units
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(rates, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def backend_kind(spec: str) -> str:
+    """Which sampling rate applies: local weights, an API, or the weightless mock."""
+    prefix = spec.split(":", 1)[0].split("@", 1)[0]
+    return {"embedded": "local", "hf": "local", "vllm": "local"}.get(prefix, prefix)
+
+
+@dataclass
+class ArmEstimate:
+    """One arm: what is cached and the seconds the rest should take."""
+
+    name: str
+    group: str | None
+    levels: dict[str, str] | None
+    adapter: str  # "cached", "to train", or "-" (not finetuned)
+    answers: int
+    answers_cached: int | None  # None: unknown until its adapter exists
+    scores: int
+    seconds: dict[str, float] = field(default_factory=dict)  # train / sample / score
+
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+def _tokens(conversations: list) -> int:
+    return sum(len(m["content"]) for c in conversations for m in c) // 4  # ~4 characters per token
+
+
+def estimate(config, plan) -> list[ArmEstimate]:
+    """An estimate per arm, from the plan (nothing is loaded or trained)."""
+    from emlab.plan import JUDGE, LABEL_JUDGE, adapter_dir, cached_sample_count, train_identity
+    from emlab.train.sft import adapter_key
+
+    rates = load_rates(config.workspace)
+    out = []
+    for arm in plan.arms:
+        c = arm.condition
+        per = c.samples_per_paraphrase or config.sampling.samples_per_paraphrase
+        answers = sum((per or q.samples_per_paraphrase) * len(q.paraphrases) for q in plan.suite.questions)
+        llm_scores = {src: 0 for src in (JUDGE, LABEL_JUDGE)}
+        scores = 0
+        for q in plan.suite.questions:
+            n = (per or q.samples_per_paraphrase) * len(q.paraphrases)
+            for metric in plan.question_metrics[q.id]:
+                scores += n
+                src = plan.metrics[metric].source
+                if src in llm_scores:
+                    llm_scores[src] += n
+        est = ArmEstimate(arm.name, arm.group, config.axes.get(c.name), "-", answers, None, scores)
+        adapter = None
+        if c.train is not None:
+            data = plan.train_data[c.name]
+            base_identity, params = train_identity(arm)
+            key = adapter_key(base_identity, data.dataset.content_hash, params)
+            adapter = adapter_dir(Path(config.workspace), key)
+            if adapter.is_dir():
+                est.adapter = "cached"
+            else:
+                est.adapter = "to train"
+                est.seconds["train"] = _tokens(data.dataset.conversations) * params.epochs * rates["train_s_per_token"]
+        if c.train is None or est.adapter == "cached":
+            est.answers_cached = cached_sample_count(config, plan, arm, adapter)
+        todo = answers - (est.answers_cached or 0)
+        scale = config.sampling.max_new_tokens / 100
+        kind = backend_kind(c.model)
+        est.seconds["sample"] = todo * scale * rates.get(f"sample_s_per_answer:{kind}", rates["sample_s_per_answer:local"])
+        judge = config.judge.split(":", 1)[0]
+        per_score = rates["score_s:distilled"] if judge == "distilled" else rates["score_s:judge_0_100"]
+        share_todo = todo / answers if answers else 0.0  # scores of cached answers are usually cached too
+        est.seconds["score"] = share_todo * (llm_scores[JUDGE] * per_score
+                                             + llm_scores[LABEL_JUDGE] * rates["score_s:judge_labels"])
+        out.append(est)
+    return out
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def format_estimate(estimates: list[ArmEstimate]) -> list[str]:
+    """One line per arm and a total, for `emlab plan`."""
+    lines = [f"{'condition':<40} {'adapter':<9} {'answers (cached)':<18} {'scores':>7}  estimate"]
+    for e in estimates:
+        cached = "?" if e.answers_cached is None else str(e.answers_cached)
+        lines.append(f"{e.name:<40} {e.adapter:<9} {f'{e.answers} ({cached})':<18} {e.scores:>7}  {_duration(e.total())}")
+    total = sum(e.total() for e in estimates)
+    parts = {k: sum(e.seconds.get(k, 0.0) for e in estimates) for k in ("train", "sample", "score")}
+    lines.append(f"{len(estimates)} conditions; about {_duration(total)} left "
+                 f"(train {_duration(parts['train'])}, sample {_duration(parts['sample'])}, score {_duration(parts['score'])})")
+    return lines
