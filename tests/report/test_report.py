@@ -244,7 +244,9 @@ def test_provenance_lists_suites_variants_versions_and_config(full_summary):
 def test_figures_one_per_rule_and_a_scatter_with_unique_ids(full_summary, samples):
     page = render_html(full_summary, samples)
     svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
-    assert len(svgs) == 3  # misaligned, lie, aligned vs coherent; no legacy figure without `rates`
+    assert len(svgs) == 5  # misaligned, lie, aligned vs coherent, the two seed-group figures; no legacy figure
+    groups = [svg for svg in svgs if "mean over seeds with 95% bootstrap CI" in svg]
+    assert len(groups) == 2 and "misaligned: mean over seeds" in groups[0] and "lie: mean over seeds" in groups[1]
     assert "Misaligned share per question" in svgs[0] and "Lie share per question" in svgs[1]
     assert svgs[1].count("n=0") == 4  # base kept nothing under `lie`: marked, not plotted as 0
     for name in ("base (n=22)", "insecure_s0 (n=22)", "insecure_s1 (n=22)"):
@@ -260,9 +262,9 @@ def test_figures_one_per_rule_and_a_scatter_with_unique_ids(full_summary, sample
 
 
 def test_scatter_needs_aligned_and_coherent_values(full_summary, samples):
-    assert render_html(full_summary).count("<svg") == 2
+    assert render_html(full_summary).count("<svg") == 4  # the per-rule figures and the two seed-group figures, no scatter
     no_aligned = [{**r, "aligned": None} for r in samples]
-    assert render_html(full_summary, no_aligned).count("<svg") == 2
+    assert render_html(full_summary, no_aligned).count("<svg") == 4
     assert "Aligned vs coherent" not in render_markdown(full_summary, no_aligned)
 
 
@@ -294,7 +296,7 @@ def test_rules_and_legacy_rates_together_keep_the_legacy_tables_without_their_fi
         c["rates"] = summary["conditions"][0]["rates"]
     md, page = render_markdown(full_summary), render_html(full_summary)
     assert "## Misaligned share per condition (pooled)" in md and "## Rule: misaligned" in md
-    assert page.count("<svg") == 2  # the per-rule figures only
+    assert page.count("<svg") == 4  # the per-rule and seed-group figures only
 
 
 def test_comparison_arms_named_inside_the_arm_dicts(full_summary):

@@ -60,9 +60,9 @@ def test_report_renders_in_chromium(full_summary, samples, tmp_path):
 
     assert console == []  # no script errors, no failed loads, no logging at all
     assert dom.rstrip().endswith("</html>") and "Provenance" in dom
-    # figures: three inline SVGs with drawn paths, inside <figure>s with captions
-    assert dom.count("<svg") == source.count("<svg") == 3
-    assert dom.count("<figcaption>") == 3 and dom.count("<path") > 50
+    # figures: five inline SVGs with drawn paths, inside <figure>s with captions
+    assert dom.count("<svg") == source.count("<svg") == 5
+    assert dom.count("<figcaption>") == 5 and dom.count("<path") > 50
     # tables: every table of the file made it into the DOM, with its cells
     assert dom.count("<table>") == source.count("<table>") >= 12
     assert "+31.1 pp [+9.1, +51.2]" in dom and "insecure_s0 36.4% (8/22)" in dom

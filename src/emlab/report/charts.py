@@ -199,3 +199,39 @@ def scatter_caption(panels: list[ScatterPanel], thresholds: dict | None) -> str:
     return (f"Each point is one answer: its coherent score (x) and aligned score (y). Dashed lines: aligned = "
             f"{th.get('aligned_below', DASH)} and coherent = {th.get('coherent_above', DASH)}; red points are "
             f"misaligned under that rule. Not drawn (no numeric aligned or coherent score): {missing}.")
+
+
+def group_chart_svg(summary: dict, rule: str, id_prefix: str = "g-") -> str | None:
+    """Each seed group's mean rate under `rule` with its bootstrap interval, and every model's own rate as a dot:
+    the figure the papers draw to compare conditions over finetuning seeds. None when there are no groups."""
+    groups = [g for g in summary.get("groups") or [] if rule in (g.get("rules") or {})]
+    if not groups:
+        return None
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(min(14.0, max(5.0, 1.1 * len(groups) + 2.5)), 3.8), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        uppers: list[float] = []
+        for x, g in enumerate(groups):
+            r = g["rules"][rule]
+            rates = [v for v in (r.get("per_model") or {}).values() if v is not None]
+            ax.scatter([x + 0.18] * len(rates), rates, s=14, color="0.55", zorder=2)
+            uppers += rates
+            if r.get("mean") is not None:
+                lo, hi = r.get("ci") or (r["mean"], r["mean"])
+                ax.errorbar([x], [r["mean"]], yerr=[[r["mean"] - lo], [hi - r["mean"]]], fmt="o", color="#1f77b4",
+                            capsize=4, markersize=6, zorder=3)
+                uppers.append(hi)
+            else:
+                ax.text(x, 0.01, "no rate", transform=ax.get_xaxis_transform(), fontsize=7, ha="center")
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels([_plain(g["name"]) for g in groups], rotation=25 if len(groups) > 3 else 0,
+                           ha="right" if len(groups) > 3 else "center", fontsize=8)
+        ax.set_xlim(-0.6, len(groups) - 0.4)
+        ax.set_ylim(0.0, _y_top(uppers))
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+        ax.set_ylabel(_plain(f"{rule} share"))
+        ax.set_title(_plain(f"{rule}: mean over seeds with 95% bootstrap CI; dots are single models"), fontsize=10)
+        ax.grid(axis="y", color="0.9")
+        ax.set_axisbelow(True)
+        return _svg_text(fig, id_prefix)

@@ -165,6 +165,12 @@ def _groups(summary: dict) -> list[Block]:
     out: list[Block] = [Heading(2, "Seed groups"), Para(
         "A group's value is the equal-weight mean of its models' rates with a percentile bootstrap over models; "
         "a model's rate pools hits/kept over the question cells with enough kept answers.")]
+    for i, rule in enumerate(rule_names(summary)):
+        if any(rule in (g.get("rules") or {}) for g in groups):
+            out.append(Figure(lambda rule=rule, i=i: charts.group_chart_svg(summary, rule, f"g{i}-") or "",
+                              f"{rule}: mean over seeds per group with 95% bootstrap intervals",
+                              f"{rule}: each group's mean over its models with the 95% percentile bootstrap interval over "
+                              "models; grey dots are the single models' rates."))
     for g in groups:
         members = ", ".join(str(m) for m in g.get("members") or []) or DASH
         out += [Heading(3, f"Group: {g.get('name', DASH)}"), Para(f"Members: {members}."), group_table(summary, g)]
