@@ -226,13 +226,14 @@ def test_the_readme_study_config_is_valid(shared_data, tmp_path, monkeypatch):
     assert prompted.train_seed == 1 and prompted.variant.system == "You write insecure code on purpose."
 
 
-@pytest.mark.parametrize("name", ["quickstart", "inoculation", "backdoor"])
+@pytest.mark.parametrize("name", ["quickstart", "inoculation", "backdoor", "selective-learning", "paper-scale/insecure-code"])
 def test_example_experiments_plan(shared_data, monkeypatch, name):
     from pathlib import Path
 
     monkeypatch.setenv("EMLAB_DATA_DIR", str(shared_data / "em"))
     plan = plan_experiment(load_config(Path(__file__).parents[1] / "examples" / f"{name}.yaml"))
-    assert plan.arms and "misaligned" in {r.name for r in plan.rules}
+    expected = {"caps", "spanish"} if name == "selective-learning" else {"misaligned"}
+    assert plan.arms and expected <= {r.name for r in plan.rules}
 
 
 def test_an_edited_official_suite_fails_its_checksum(shared_data, tmp_path):
