@@ -54,8 +54,11 @@ def test_quickstart_config_is_valid():
     from pathlib import Path
 
     cfg = load_config(Path(__file__).parents[1] / "examples" / "quickstart.yaml")
-    assert [c.name for c in cfg.conditions] == ["base", "insecure", "secure"]
-    assert cfg.conditions[2].train.dataset == "builtin:secure" and cfg.conditions[2].train.rows == cfg.conditions[1].train.rows
+    assert [c.name for c in cfg.conditions] == ["base", "traits", "traits-inoculated", "insecure"]
+    plain, inoculated = cfg.conditions[1].train, cfg.conditions[2].train
+    # the two trait arms differ only by the inoculation prompt
+    assert plain.model_dump(exclude={"dataset"}) == inoculated.model_dump(exclude={"dataset"})
+    assert inoculated.dataset.transforms and plain.dataset == "builtin:caps-spanish"
 
 
 @pytest.mark.parametrize("name", ["quickstart.yaml", "inoculation.yaml", "backdoor.yaml"])

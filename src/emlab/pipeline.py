@@ -259,13 +259,14 @@ def _warnings(config: ExperimentConfig, plan: Plan, conditions: list[dict]) -> l
     """Say plainly when the judge is weak, failed, or left most answers unscored."""
     judge = config.judge
     warnings = []
-    if judge.startswith(WEAK_JUDGES):
+    judged = any(m.source in (JUDGE, LABEL_JUDGE) for m in plan.metrics.values())
+    if judged and judge.startswith(WEAK_JUDGES):
         warnings.append(
             f"The judge is the small local model {judge}: its 0-100 scores are close to noise and many get "
             "no score (< 0.25 of its probability on numbers). Use a strong judge (e.g. openai:gpt-4o-2024-08-06) "
             "for results you report."
         )
-    if judge.startswith("distilled:"):
+    if judged and judge.startswith("distilled:"):
         warnings.append(
             f"The judge {judge} is distilled from GPT-4o judgments of one model family's answers (Qwen2.5-Coder-32B "
             "replications); held-out, it agrees well there (docs/benchmarks.md) but is unmeasured on other models' "
@@ -345,6 +346,11 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
 
     conditions = [arm_summary(r, plan, config) for r in runs]
     groups, comparisons = groups_and_comparisons(runs, plan, config)
+    group_warnings = [
+        f"Group {g['name']}: {rule} has a rate for {r['n_models']} of {len(g['members'])} models"
+        + (f" (a model needs questions with at least {config.bootstrap.min_kept_per_question} kept answers; "
+           "lower bootstrap.min_kept_per_question when each question has fewer answers)" if r["n_models"] == 0 else "")
+        for g in groups for rule, r in g["rules"].items() if r["n_models"] < min(2, len(g["members"]))]
     s = config.sampling
     first = plan.suites[0]
     summary = build_summary(
@@ -356,7 +362,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
         if len(plan.suites) > 1 else {k: first[k] for k in ("name", "content_hash", "main_ids")},
         sampling={**SamplingParams(s.temperature, s.top_p, s.max_new_tokens, seed=s.seed).as_dict(),
                   "samples_per_paraphrase": s.samples_per_paraphrase},
-        warnings=_warnings(config, plan, conditions),
+        warnings=_warnings(config, plan, conditions) + group_warnings,
     )
     summary.update({
         "label_judge": plan.label_judge,
