@@ -123,3 +123,13 @@ def test_grid_errors(tmp_path, grid, message):
     p.write_text("judge: mock:j\ngrid:\n" + grid)
     with pytest.raises(ConfigError, match=message):
         load_config(p)
+
+
+def test_a_grid_condition_naming_an_undeclared_endpoint_fails_at_load(tmp_path):
+    p = tmp_path / "grid.yaml"
+    p.write_text("judge: mock:j\nendpoints: {local: {base_url: 'http://127.0.0.1:8000/v1'}}\n"
+                 "grid:\n  base: {model: 'openai@remote:some-model'}\n  axes: {a: {l: {}}}\n")
+    with pytest.raises(ConfigError, match="grid condition 'a=l': model: 'openai@remote:some-model' names endpoint 'remote'"):
+        load_config(p)
+    p.write_text(p.read_text().replace("openai@remote", "openai@local"))
+    assert load_config(p).conditions[0].model == "openai@local:some-model"

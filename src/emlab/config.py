@@ -115,9 +115,10 @@ class EndpointConfig(_Strict):
         return check_key_env(v)
 
 
-def _undeclared_endpoint(spec: str | None, info: ValidationInfo) -> str | None:
+def _undeclared_endpoint(spec: str | None, info: ValidationInfo | dict) -> str | None:
     """Why `spec` names an endpoint the config does not declare, or None (also when endpoints: itself failed)."""
-    if spec is None or "endpoints" not in info.data:
+    data = info if isinstance(info, dict) else info.data
+    if spec is None or "endpoints" not in data:
         return None
     from emlab.models.spec import parse_model_spec
 
@@ -125,7 +126,7 @@ def _undeclared_endpoint(spec: str | None, info: ValidationInfo) -> str | None:
         name = parse_model_spec(spec).endpoint
     except EmlabError:
         return None  # the spec's own check says what is wrong
-    declared = info.data["endpoints"]
+    declared = data["endpoints"]
     if name is None or name in declared:
         return None
     known = f"declared: {', '.join(sorted(declared))}" if declared else "none is declared"
@@ -199,6 +200,9 @@ class ExperimentConfig(_Strict):
                     first = e.errors()[0]
                     where = ".".join(str(x) for x in first["loc"])
                     raise ValueError(f"grid condition {c['name']!r}: {where}: {first['msg']}") from None
+                problem = _undeclared_endpoint(self.conditions[-1].model, {"endpoints": self.endpoints})
+                if problem:
+                    raise ValueError(f"grid condition {c['name']!r}: model: {problem}")
             self.compare = list(self.compare) + [CompareConfig.model_validate(c) for c in comparisons]
             self._axes = levels
         if not self.conditions:
