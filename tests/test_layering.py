@@ -28,7 +28,7 @@ LAYERS = {  # subpackage -> layer; a module may import its own layer and the one
     "studies": 6,
 }
 # top-level helpers that import no layer; importable by all
-BASE_MODULES = {"errors", "hashing", "progress", "paths", "quiet", "cpu_memory", "question_ids",
+BASE_MODULES = {"errors", "hashing", "progress", "paths", "quiet", "cpu_memory", "question_ids", "atomic",
                 "store"}  # store: the SQLite cache of samples and scores, used by evals, scoring and the pipeline
 # entry points: may import anything, imported by nothing below them
 TOP_MODULES = {"pipeline", "api", "cli", "judge_cli", "__main__",

@@ -138,10 +138,10 @@ def compare(
     if out:
         from emlab.report import comparison_markdown
 
+        from emlab.atomic import write_text_atomic
+
         write_json_atomic(out / "comparison.json", result)
-        tmp = out / "comparison.md.tmp"
-        tmp.write_text(comparison_markdown(result), encoding="utf-8")
-        os.replace(tmp, out / "comparison.md")
+        write_text_atomic(out / "comparison.md", comparison_markdown(result))
         console.print(f"wrote {out}/comparison.json and comparison.md")
 
 

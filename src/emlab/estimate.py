@@ -9,7 +9,6 @@ rates it used.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,9 +50,9 @@ def record_rate(workspace: str | Path, key: str, seconds: float, units: float) -
         except ValueError:
             rates = {}
     rates[key] = seconds / units
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(rates, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    from emlab.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(rates, indent=1, sort_keys=True))
 
 
 def backend_kind(spec: str) -> str:

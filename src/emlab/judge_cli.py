@@ -8,22 +8,15 @@ baseline fitted leave-one-file-out), prints one Markdown table (see `emlab.analy
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
+from emlab.atomic import write_text_atomic
 from emlab.quiet import quiet_libraries
 
 judge_app = typer.Typer(no_args_is_help=True, help="Judges: agreement with published labels.")
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @judge_app.command("agree")
@@ -62,7 +55,7 @@ def agree(
         write_json_atomic(out / "agreement.json", payload)
         names = ", ".join(payload["label_files"])
         title = f"# Judge agreement: {judge}\n\nLabels: {names}; prompts: {payload['prompts']['suite']}; seed {seed}.\n\n"
-        _write_text_atomic(out / "agreement.md", title + table)
+        write_text_atomic(out / "agreement.md", title + table)
         console.print(f"wrote {out / 'agreement.json'} and {out / 'agreement.md'}")
 
 

@@ -20,6 +20,7 @@ from emlab.analysis.outcome import Outcome
 from emlab.analysis.rates import JudgedAnswer, Thresholds, rate_table
 from emlab.analysis.rules import Rule, metric_summary, outcome, rate_breakdown
 from emlab.analysis.summary import build_summary, write_json_atomic
+from emlab.atomic import write_text_atomic
 from emlab.config import ExperimentConfig
 from emlab.errors import ConfigError, RunFailedError
 from emlab.evals.sampling import Sample, sample_suite
@@ -30,7 +31,6 @@ from emlab.progress import advance_overall, console, overall_bar, progress_bar
 from emlab.scoring.base import Score, ScoreRequest
 from emlab.scoring.cache import score_all
 from emlab.store import Store
-from emlab.train.params import TrainParams
 
 WEAK_JUDGES = ("embedded:",)
 EXAMPLES_PER_RULE = 5
@@ -301,11 +301,7 @@ def sample_rows(runs: list[ArmRun]) -> list[dict]:
 
 
 def _write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:

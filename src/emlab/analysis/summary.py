@@ -64,9 +64,6 @@ def build_summary(
 
 def write_json_atomic(path: str | os.PathLike, obj: object) -> Path:
     """Write JSON through a temp file and a rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    from emlab.atomic import write_text_atomic
+
+    return write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")

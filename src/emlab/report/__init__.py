@@ -8,8 +8,9 @@ atomically (temp file, then rename).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from emlab.atomic import write_text_atomic
 
 from emlab.report.html import render_html
 from emlab.report.markdown import render_markdown
@@ -17,11 +18,6 @@ from emlab.report.markdown import render_markdown
 __all__ = ["write_report", "render_markdown", "render_html", "comparison_markdown"]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def write_report(summary: dict, out_dir: Path, samples: list[dict] | None = None) -> tuple[Path, Path]:
@@ -34,8 +30,8 @@ def write_report(summary: dict, out_dir: Path, samples: list[dict] | None = None
     md, page = render_markdown(summary, samples), render_html(summary, samples)  # both before touching the disk
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    _write_atomic(md_path, md)
-    _write_atomic(html_path, page)
+    write_text_atomic(md_path, md)
+    write_text_atomic(html_path, page)
     return md_path, html_path
 
 
