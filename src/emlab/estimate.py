@@ -68,7 +68,7 @@ class ArmEstimate:
     name: str
     group: str | None
     levels: dict[str, str] | None
-    adapter: str  # "cached", "to train", or "-" (not finetuned)
+    adapter: str  # "cached", "to train", "shared" (trained by an earlier arm of this run) or "-" (not finetuned)
     answers: int
     answers_cached: int | None  # None: unknown until its adapter exists
     scores: int
@@ -89,6 +89,7 @@ def estimate(config, plan) -> list[ArmEstimate]:
 
     rates = load_rates(config.workspace)
     out = []
+    to_train: set[Path] = set()  # arms with the same training share one adapter: count its time once
     for arm in plan.arms:
         c = arm.condition
         per = c.samples_per_paraphrase or config.sampling.samples_per_paraphrase
@@ -111,7 +112,10 @@ def estimate(config, plan) -> list[ArmEstimate]:
             adapter = adapter_dir(Path(config.workspace), key)
             if adapter.is_dir():
                 est.adapter = "cached"
+            elif adapter in to_train:
+                est.adapter = "shared"
             else:
+                to_train.add(adapter)
                 est.adapter = "to train"
                 est.seconds["train"] = _tokens(data.dataset.conversations) * params.epochs * rates["train_s_per_token"]
         if c.train is None or est.adapter == "cached":
