@@ -91,6 +91,7 @@ class DistilledJudge:
         dim = self.heads["none"]["coef"].shape[0]
         if dim != meta["feature_dim"]:
             raise ModelSpecError(f"{path}: heads expect {dim} features but judge.json says {meta['feature_dim']}")
+        self.trust_note: str | None = meta.get("trust_note")  # held-out figures, written by `emlab judge distill`
         self.spec = f"distilled:{path}"
         self.identity = f"distilled:{file_sha256(str(path / 'heads.npz'))[:16]}"
 

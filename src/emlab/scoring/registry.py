@@ -77,3 +77,13 @@ def make_scorer(name: str, params: dict | None = None) -> Scorer:
     if name not in DETERMINISTIC:
         raise ConfigError(f"unknown scorer {name!r}; known scorers: {', '.join(sorted(DETERMINISTIC))}")
     return DETERMINISTIC[name](**(params or {}))
+
+
+def judge_trust_note(spec: str) -> str | None:
+    """What a judge's held-out figures say about how far its rates can be trusted (None when it records none)."""
+    prefix, _, name = spec.partition(":")
+    if prefix not in DIRECT_JUDGES:
+        return None
+    if spec not in _DIRECT:
+        _DIRECT[spec] = _resolve(DIRECT_JUDGES[prefix])(name)
+    return getattr(_DIRECT[spec], "trust_note", None)
