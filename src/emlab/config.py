@@ -165,6 +165,25 @@ class BootstrapConfig(_Strict):
     n_permutations: int = Field(10000, ge=100)
 
 
+class AuditConfig(_Strict):
+    """Re-score a seeded random subset of each arm's answers with a strong judge; PPI corrects the judge's rates."""
+
+    judge: str  # the strong judge, e.g. openai:gpt-4o-2024-08-06
+    n: int = Field(100, ge=1)  # answers audited per arm (all of them when an arm has fewer)
+    seed: int = 0  # with the arm's name and each answer's key, fixes the subset
+
+    @field_validator("judge")
+    @classmethod
+    def _judge_backend(cls, v: str) -> str:
+        from emlab.scoring.registry import check_judge_spec
+
+        try:
+            check_judge_spec(v)
+        except EmlabError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+
 class ExperimentConfig(_Strict):
     """The whole experiment."""
 
@@ -176,6 +195,7 @@ class ExperimentConfig(_Strict):
     endpoints: dict[str, EndpointConfig] = {}  # name -> server, for `openai@<name>:<model>` specs
     judge: str = "embedded:smollm2-135m"  # scores 0..100 judge prompts
     label_judge: str | None = None  # scores categorical judge prompts (default: the judge, when it is a chat model)
+    audit: AuditConfig | None = None  # a strong judge re-scores a random subset; rates get PPI-corrected intervals
     scorers: list[Union[str, ScorerConfig]] = []  # deterministic scorers on every answer
     rules: dict[str, str] = {}  # name -> rule, e.g. {caps: "uppercase_share > 0.5"}; misaligned is added by default
     compare: list[CompareConfig] = []
@@ -251,6 +271,18 @@ class ExperimentConfig(_Strict):
         problem = _undeclared_endpoint(v, info)
         if problem:
             raise ValueError(problem)
+        return v
+
+    @field_validator("audit")
+    @classmethod
+    def _audit_judge(cls, v: AuditConfig | None, info: ValidationInfo) -> AuditConfig | None:
+        if v is None:
+            return v
+        problem = _undeclared_endpoint(v.judge, info)
+        if problem:
+            raise ValueError(f"judge: {problem}")
+        if v.judge == info.data.get("judge"):
+            raise ValueError(f"judge: {v.judge!r} is the run's own judge; the audit needs a stronger, different one")
         return v
 
     @field_validator("conditions")

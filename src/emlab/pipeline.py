@@ -22,7 +22,7 @@ from emlab.analysis.rules import Rule, metric_summary, outcome, rate_breakdown
 from emlab.analysis.summary import build_summary, write_json_atomic
 from emlab.atomic import write_text_atomic
 from emlab.config import ExperimentConfig
-from emlab.errors import ConfigError, RunFailedError
+from emlab.errors import ConfigError, EmlabError, RunFailedError
 from emlab.evals.sampling import Sample, sample_suite
 from emlab.models.base import SamplingParams
 from emlab.models.registry import check_model_spec, model_for_sampling, unload_model
@@ -30,6 +30,7 @@ from emlab.plan import JUDGE, LABEL_JUDGE, Arm, Plan, TrainData, plan_experiment
 from emlab.progress import advance_overall, console, overall_bar, progress_bar
 from emlab.scoring.base import Score, ScoreRequest
 from emlab.scoring.cache import score_all
+from emlab.scoring.registry import is_direct_judge, judge_trust_note
 from emlab.store import Store
 
 WEAK_JUDGES = ("embedded:",)
@@ -146,6 +147,21 @@ def score_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store: 
                     raise RunFailedError(
                         f"scoring {metric} failed on all {len(results)} answers of condition {r.arm.name} "
                         f"({failed[0].error}); the samples are kept in the store, fix the judge and run again")
+
+
+def audit_runs(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store: Store) -> dict:
+    """`audit:`: each arm's seeded subset re-scored by the strong judge on the judge's metrics, PPI per rule."""
+    from emlab.analysis.audit_step import AuditArm, run_audit
+
+    assert config.audit is not None
+    arms = []
+    for r in runs:
+        samples = r.samples or []
+        requests = {m: dict(items) for m, items in _requests(r, plan).items() if plan.metrics[m].source == JUDGE}
+        keys = [json.dumps([s.question_id, s.paraphrase_index, s.sample_index, s.system]) for s in samples]
+        arms.append(AuditArm(r.arm.name, [s.question_id for s in samples], keys, r.scores or [], requests, r.arm.group))
+    a = config.audit
+    return run_audit(arms, plan.rules, a.judge, a.n, a.seed, store, plan.suite.main_ids(), plan.groups)
 
 
 def outcomes_of(r: ArmRun, rule: Rule, plan: Plan) -> list[Outcome]:
@@ -266,12 +282,22 @@ def _warnings(config: ExperimentConfig, plan: Plan, conditions: list[dict]) -> l
             "no score (< 0.25 of its probability on numbers). Use a strong judge (e.g. openai:gpt-4o-2024-08-06) "
             "for results you report."
         )
-    if judged and judge.startswith("distilled:"):
-        warnings.append(
+    if judged and is_direct_judge(judge):
+        try:
+            note = judge_trust_note(judge)
+        except EmlabError:  # the judge's own files went missing after scoring: say the general text
+            note = None
+        note = note or (
             f"The judge {judge} is distilled from GPT-4o judgments of one model family's answers (Qwen2.5-Coder-32B "
             "replications); held-out, it agrees well there (docs/benchmarks.md) but is unmeasured on other models' "
-            "answers. Confirm reported results with a strong judge (e.g. openai:gpt-4o-2024-08-06)."
-        )
+            "answers. Confirm reported results with a strong judge (e.g. openai:gpt-4o-2024-08-06).")
+        note = note.rstrip() + ("" if note.rstrip().endswith((".", "!", "?")) else ".")
+        if config.audit is None:
+            warnings.append(f"{note} Add `audit: {{judge: openai:gpt-4o-2024-08-06, n: 100}}` to correct "
+                            "its rates with a strong judge.")
+        else:
+            warnings.append(f"{note} Its rates are audited with {config.audit.judge} on up to "
+                            f"{config.audit.n} answers per condition (see Audit).")
     for c in conditions:
         for metric, m in c["metrics"].items():
             if m["errors"]:
@@ -282,6 +308,27 @@ def _warnings(config: ExperimentConfig, plan: Plan, conditions: list[dict]) -> l
                 warnings.append(f"Condition {c['name']}: {metric} has no score for {unscored} of {m['answers']} answers, "
                                 "so rates that read it rest on few or no answers.")
     return warnings
+
+
+def audit_warnings(audit: dict | None) -> list[str]:
+    """Audit calls that failed, and corrected intervals that leave out the cheap judge's own share."""
+    if not audit:
+        return []
+    out = []
+    for arm, scoring in audit["scoring"].items():
+        for metric, m in scoring["metrics"].items():
+            if m["errors"]:
+                out.append(f"Condition {arm}: the audit judge {audit['judge']} failed on {m['errors']} of {m['answers']} "
+                           f"{metric} calls (left out of the audit, which shrinks its n; a re-run retries them).")
+    for arm, rules in audit["conditions"].items():
+        for rule, e in rules.items():
+            ppi, cheap = e["ppi"], e["cheap"]["share"]
+            if ppi.get("ci") and cheap is not None and not ppi["ci"][0] <= cheap <= ppi["ci"][1]:
+                out.append(f"Condition {arm}: {rule}: the cheap judge's share {cheap:.1%} lies outside the audit's "
+                           f"corrected interval [{ppi['ci'][0]:.1%}, {ppi['ci'][1]:.1%}] (strong judge "
+                           f"{audit['judge']}, {e['agreement']['flagged']} of {e['agreement']['audited']} audited "
+                           "answers flagged).")
+    return out
 
 
 def _config_dict(config: ExperimentConfig) -> dict:
@@ -337,6 +384,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
             sample_arms(runs, plan, config, store, keep={config.judge, plan.label_judge or config.judge},
                         seconds={n: e.seconds.get("sample", 0.0) for n, e in estimates.items()})
             score_arms(runs, plan, config, store, seconds={n: e.seconds.get("score", 0.0) for n, e in estimates.items()})
+            audit = audit_runs(runs, plan, config, store) if config.audit else None
         finally:
             store.close()
 
@@ -358,7 +406,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
         if len(plan.suites) > 1 else {k: first[k] for k in ("name", "content_hash", "main_ids")},
         sampling={**SamplingParams(s.temperature, s.top_p, s.max_new_tokens, seed=s.seed).as_dict(),
                   "samples_per_paraphrase": s.samples_per_paraphrase},
-        warnings=_warnings(config, plan, conditions) + group_warnings,
+        warnings=_warnings(config, plan, conditions) + audit_warnings(audit) + group_warnings,
     )
     summary.update({
         "label_judge": plan.label_judge,
@@ -371,6 +419,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
         "grid": {"axes": config.grid_axes, "levels": config.axes} if config.grid else None,
         "config": _config_dict(config),
     })
+    if audit is not None:
+        summary["audit"] = audit
     from emlab.report import write_report
 
     rows = sample_rows(runs)
@@ -400,5 +450,12 @@ def judge_failure(summary: dict, plan: Plan) -> str | None:
         return (f"the judge failed on {failed} of {calls} scoring calls ({failed / calls:.0%}); the outputs are written "
                 "with those answers counted as 'judge error', but the rates rest on the rest: fix the judge and run "
                 "again (failed calls are retried, finished ones are kept)")
+    audit = summary.get("audit") or {}
+    calls = sum(m["answers"] for per in (audit.get("scoring") or {}).values() for m in per["metrics"].values())
+    failed = sum(m["errors"] for per in (audit.get("scoring") or {}).values() for m in per["metrics"].values())
+    if calls and failed > MAX_FAILED_SHARE * calls:
+        return (f"the audit judge {audit['judge']} failed on {failed} of {calls} calls ({failed / calls:.0%}); the outputs "
+                "are written with those answers left out of the audit: fix the audit judge and run again (finished "
+                "calls are kept)")
     return None
 

@@ -207,6 +207,18 @@ def _rules(config: ExperimentConfig, metrics: dict[str, MetricPlan]) -> list[Rul
     return rules
 
 
+def _check_audit(config: ExperimentConfig, metrics: dict[str, MetricPlan], rules: list[Rule]) -> None:
+    """An audit needs 0-100 judge metrics to re-score and a rule that reads one of them."""
+    if config.audit is None:
+        return
+    judged = {m.name for m in metrics.values() if m.source == JUDGE}
+    if not judged:
+        raise ConfigError("audit: the suites have no 0-100 judge prompts, so the audit judge has nothing to re-score")
+    if not any(set(r.metrics()) & judged for r in rules):
+        raise ConfigError(f"audit: no rule reads a metric the judge scores ({', '.join(sorted(judged))}); "
+                          "add one to rules: or drop audit:")
+
+
 def plan_experiment(config: ExperimentConfig) -> Plan:
     """Check and expand the whole experiment without loading any model; errors name the config file."""
     try:
@@ -234,6 +246,7 @@ def _plan(config: ExperimentConfig) -> Plan:
             raise ConfigError(f"judge {label_judge!r} gives 0-100 scores only, but metric(s) {', '.join(cats)} need a "
                               "label judge: set label_judge: to a chat model (e.g. openai:gpt-4o-2024-08-06)")
     rules = _rules(config, metrics)
+    _check_audit(config, metrics, rules)
     for c in config.conditions:
         _check_model(c)
     train_data = {c.name: _train_data(c, config.data_dir) for c in config.conditions if c.train is not None}

@@ -13,6 +13,7 @@ from typing import Any, Callable, NamedTuple
 import yaml
 
 from emlab.report import charts
+from emlab.report.audit_tables import audit_table, audit_text
 from emlab.report.rule_tables import (
     comparison_methods, comparisons_table, grid_table, group_table, metric_info, metric_names, metric_table, rule_conditions_table,
     rule_family_table, rule_names, rule_per_question_table, rule_text, suites_table, variants_table,
@@ -199,6 +200,13 @@ def _comparisons(summary: dict) -> list[Block]:
         comparisons_table(summary)] + [Para(f"Method ({i}): {m}") for i, m in enumerate(comparison_methods(summary), 1)]
 
 
+def _audit(summary: dict) -> list[Block]:
+    table = audit_table(summary)
+    if table is None:
+        return []
+    return [Heading(2, "Audit"), *(Para(t) for t in audit_text(summary)), table]
+
+
 def _scatter(summary: dict, samples: list[dict] | None) -> list[Block]:
     panels = charts.scatter_panels(summary, samples)
     if not panels:
@@ -251,6 +259,7 @@ def build(summary: dict, samples: list[dict] | None = None) -> list[Block]:
         out.append(Warnings([str(w) for w in summary["warnings"]]))
     for i, rule in enumerate(rules):
         out += _rule(summary, rule, i)
+    out += _audit(summary)
     if legacy:
         out += _legacy(summary, figure=not rules)
     out += _grid(summary, rules) + _metrics(summary) + _scatter(summary, samples) + _groups(summary) + _comparisons(summary)
