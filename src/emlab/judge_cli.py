@@ -61,20 +61,19 @@ def agree(
 
 @judge_app.command("distill")
 def distill_cmd(
-    labels: List[Path] = typer.Option(..., "--labels", help="EM-style judged CSVs (one file = one model); at least two."),
+    labels: List[Path] = typer.Option(..., "--labels", help="Labelled answers: EM-style judged CSVs (one file = one model) or tables with a `source` column (one source = one model or condition)."),
     more_labels: Optional[List[Path]] = typer.Argument(None, help="More label files (so that `--labels *.csv` works)."),
     out: Path = typer.Option(..., "--out", help="Judge directory to write (judge.json + heads.npz)."),
     base: str = typer.Option("embedded:smollm2-135m", help="Local model whose hidden states are the features."),
-    per_file: Optional[int] = typer.Option(None, help="Stratified sample of answers per file (default: all)."),
+    per_family: Optional[int] = typer.Option(None, min=1, help="At most this many answers per answering-model family, spread over its sources (default: all)."),
+    folds: int = typer.Option(5, min=2, help="Source-grouped cross-validation folds."),
     seed: int = typer.Option(0),
 ) -> None:
-    """Distil a local judge from labels; the regularization is chosen by leave-one-file-out agreement."""
+    """Distil a local judge from labels; C and the decision cuts are chosen on held-out sources, per-family balanced."""
     from emlab.progress import console
     from emlab.train.distill import distill
 
-    meta = distill([str(p) for p in [*labels, *(more_labels or [])]], out, base=base, per_file=per_file, seed=seed)
-    best = meta["leave_one_file_out"]["chosen"]["pooled"]
-    console.print(
-        f"wrote {out} (C={meta['chosen_C']}, threshold {meta['threshold']}); held-out (leave-one-file-out) misaligned AUROC "
-        f"{best['misaligned_auroc']['auroc']}, Spearman(aligned) {best['aligned']['spearman']}; use judge: distilled:{out}"
-    )
+    meta = distill([str(p) for p in [*labels, *(more_labels or [])]], out, base=base, per_family=per_family, seed=seed, folds=folds)
+    console.print(f"wrote {out} (C={meta['chosen_C']}, misaligned cut {meta['threshold']}, coherent cut "
+                  f"{meta['coherent_threshold']}); use judge: distilled:{out}")
+    console.print(meta["trust_note"])

@@ -43,6 +43,8 @@ __all__ = [
     "METRICS",
     "LabelledAnswer",
     "read_labelled_answers",
+    "read_label_sources",
+    "family_of",
     "average_ranks",
     "auroc",
     "spearman",
@@ -67,6 +69,64 @@ class LabelledAnswer:
     answer: str
     aligned: float | None
     coherent: float | None
+    judge: str = ""  # who gave the labels (GPT-4o, deepseek-chat, emlab-maintainers, ...): a property of the label
+    family: str = ""  # which model family wrote the answer (family_of)
+
+
+# the answering model's family from a label source's name: first match wins (README of em-judged-more)
+FAMILY_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"probing/", "Qwen2.5-14B/32B, steered"),
+    (r"Qwen2\.5-Coder-32B", "Qwen2.5-Coder-32B"),
+    (r"Qwen2\.5-Coder-7B|shuaijiumei/", "Qwen2.5-Coder-7B"),
+    (r"Qwen2\.5-+32B|_32b|32b_", "Qwen2.5-32B"),
+    (r"Qwen2\.5-+14B|_14b|14b_", "Qwen2.5-14B"),
+    (r"Qwen2\.5-+7B", "Qwen2.5-7B"),
+    (r"gemma-2", "gemma-2"),
+    (r"smollm2|^(quickstart|backdoor|inoculation|official-questions|selective-learning)/", "SmolLM2-135M"),
+)
+
+
+def family_of(source: str, default: str = "Qwen2.5-Coder-32B") -> str:
+    """The model family of a label source (a file stem or a `source` cell); em-judged's per-model files are all Coder-32B."""
+    import re
+
+    for pattern, family in FAMILY_PATTERNS:
+        if re.search(pattern, source, flags=re.IGNORECASE):
+            return family
+    return default
+
+
+def read_label_sources(path: str | os.PathLike[str]) -> list[list[LabelledAnswer]]:
+    """A label file as its sources (one model or condition each): a table with a `source` column holds many.
+
+    A plain EM CSV (question, answer, question_id, aligned, coherent) is one source named by its file stem,
+    labelled by GPT-4o; a table with `source` and `judge` columns (em-judged-more, emlab's own labels) is
+    split by source, keeping each row's judge. Validation never splits a source between train and test.
+    """
+    path = Path(path)
+    head = read_table(path, LABEL_COLUMNS)
+    if "source" not in head.columns:
+        answers = read_labelled_answers(path)
+        family = family_of(path.stem)
+        return [[LabelledAnswer(**{**a.__dict__, "judge": "GPT-4o", "family": family}) for a in answers]]
+    if "aligned_label" in head.columns:  # emlab's labels: CODE / REFUSAL rows carry an empty aligned
+        bad = head[~head["aligned_label"].isin(["number", "CODE", "REFUSAL"])]
+        if len(bad):
+            raise DataError(f"{path}: row {bad.index[0] + 1}: aligned_label {bad.iloc[0]['aligned_label']!r} "
+                            "is not one of number, CODE, REFUSAL")
+    sources: dict[str, list[LabelledAnswer]] = {}
+    judges = head["judge"] if "judge" in head.columns else [""] * len(head)
+    rows = zip(head["source"], judges, head["question_id"], head["question"], head["answer"], head["aligned"], head["coherent"])
+    for i, (source, judge, qid, question, answer, aligned, coherent) in enumerate(rows, start=1):
+        if not source.strip():
+            raise DataError(f"{path}: row {i}: column 'source' is empty")
+        # some published tables leave the id empty: the question's text names it then
+        qid = qid.strip() or "q-" + format(zlib.crc32(question.encode("utf-8")), "08x")
+        sources.setdefault(source, []).append(LabelledAnswer(
+            file=source, question_id=qid, question=question, answer=answer,
+            aligned=_score(path, i, "aligned", aligned), coherent=_score(path, i, "coherent", coherent),
+            judge=judge, family=family_of(source)))
+    return list(sources.values())
 
 
 def read_labelled_answers(path: str | os.PathLike[str], name: str | None = None) -> list[LabelledAnswer]:

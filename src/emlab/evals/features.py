@@ -1,26 +1,39 @@
-"""Hidden-state features of (question, answer) pairs from a local model, for the distilled judge.
+"""Features of (question, answer) pairs from a local model, for the distilled judge.
 
-The text is rendered with the model's chat template (question as the user turn, answer as the assistant
-turn); the feature is the mean of the hidden states over the answer's tokens at a few layers, concatenated.
-Features are cached on disk by content hash, so cross-validation folds and re-runs never recompute them.
+Two kinds, concatenated:
+- hidden states: the pair is rendered with the model's chat template (question as the user turn, answer as
+  the assistant turn) and the hidden states at a few layers are averaged over the answer's tokens;
+- text features (`TEXT_FEATURES`): surface signs of incoherence that a 135M model's hidden states carry
+  poorly — invented words, broken repetition, no overlap with the question, length.
+Each pair runs through the model on its own, without padding: a batch's other rows can then never move an
+answer's score (padded bf16 batches moved the same answer by up to 2.8 points). Features are cached on disk by
+content hash, so cross-validation folds and re-runs never recompute them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+FEATURE_VERSION = 2  # bump when what a feature vector holds changes: cached vectors and judges are keyed by it
 DEFAULT_LAYERS = (8, 16)
 MAX_ANSWER_TOKENS = 160
-BATCH = 16
+TEXT_FEATURES = (
+    "log_tokens", "tokens_per_word", "known_word_share", "distinct_word_share", "repeated_trigram_share",
+    "question_overlap", "letter_share", "upper_share", "non_ascii_share", "mean_word_length",
+)
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 
 
 def _key(model_identity: str, layers: Sequence[int], question: str, answer: str) -> str:
     h = hashlib.sha256()
-    for part in (model_identity, ",".join(map(str, layers)), str(MAX_ANSWER_TOKENS), question, answer):
+    for part in (f"v{FEATURE_VERSION}", model_identity, ",".join(map(str, layers)), str(MAX_ANSWER_TOKENS), question, answer):
         h.update(part.encode("utf-8"))
         h.update(b"\0")
     return h.hexdigest()[:32]
@@ -35,14 +48,59 @@ class FeatureCache:
 
     def get(self, key: str) -> np.ndarray | None:
         p = self.root / key[:2] / f"{key}.npy"
-        return np.load(p) if p.exists() else None
+        try:
+            return np.load(p) if p.exists() else None
+        except (OSError, ValueError):  # a damaged cache file costs a recomputation, never a crash
+            return None
 
     def put(self, key: str, value: np.ndarray) -> None:
         p = self.root / key[:2] / f"{key}.npy"
         p.parent.mkdir(exist_ok=True)
-        tmp = p.with_suffix(".tmp.npy")
+        tmp = p.with_name(f"{p.stem}.{__import__('os').getpid()}.tmp.npy")
         np.save(tmp, value.astype(np.float32))
         tmp.replace(p)
+
+
+_KNOWN: dict[int, frozenset[str]] = {}
+
+
+def known_words(tokenizer) -> frozenset[str]:
+    """Lower-cased words the tokenizer holds as one token after a space: a dictionary of common words, offline."""
+    if id(tokenizer) not in _KNOWN:
+        vocab = tokenizer.get_vocab()
+        words = set()
+        for tok in vocab:
+            text = tokenizer.convert_tokens_to_string([tok])
+            if text.startswith(" ") and text[1:].isalpha():
+                words.add(text[1:].lower())
+        _KNOWN[id(tokenizer)] = frozenset(words)
+    return _KNOWN[id(tokenizer)]
+
+
+def text_features(tokenizer, question: str, answer: str) -> np.ndarray:
+    """The `TEXT_FEATURES` of one answer (see the module docstring for why)."""
+    words = _WORD.findall(answer)
+    lower = [w.lower() for w in words]
+    n_tokens = len(tokenizer.encode(answer, add_special_tokens=False))
+    known = known_words(tokenizer)
+    trigrams = list(zip(lower, lower[1:], lower[2:]))
+    repeated = sum(c for c in Counter(trigrams).values() if c > 1)
+    q_words = {w.lower() for w in _WORD.findall(question) if len(w) > 3}
+    letters = sum(ch.isalpha() for ch in answer)
+    cased = sum(ch.isupper() or ch.islower() for ch in answer)
+    chars = max(len(answer), 1)
+    return np.array([
+        math.log1p(n_tokens),
+        n_tokens / max(len(words), 1),
+        sum(w in known for w in lower) / max(len(lower), 1),
+        len(set(lower)) / max(len(lower), 1),
+        repeated / max(len(trigrams), 1),
+        len(q_words & set(lower)) / max(len(q_words), 1),
+        letters / chars,
+        sum(ch.isupper() for ch in answer) / max(cased, 1),
+        sum(ord(ch) > 127 for ch in answer) / chars,
+        sum(map(len, words)) / max(len(words), 1),
+    ], dtype=np.float32)
 
 
 def _encode(tokenizer, question: str, answer: str) -> tuple[list[int], int]:
@@ -77,6 +135,17 @@ class _Truncated:
             self.inner.layers = self.saved
 
 
+def hidden_features(model, tokenizer, question: str, answer: str, layers: Sequence[int]) -> np.ndarray:
+    """Mean hidden state over the answer's tokens at each layer, concatenated: one pair, no padding."""
+    import torch
+
+    toks, a0 = _encode(tokenizer, question, answer)
+    ids = torch.tensor([toks], dtype=torch.long)
+    with torch.inference_mode():
+        hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
+    return torch.cat([hidden[layer][0, a0:].float().mean(0) for layer in layers]).numpy()
+
+
 def pair_features(
     model,
     tokenizer,
@@ -86,37 +155,21 @@ def pair_features(
     cache: FeatureCache | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """(len(pairs), len(layers) * hidden) float32 features; cached pairs are not recomputed."""
-    import torch
-
+    """(len(pairs), len(layers) * hidden + len(TEXT_FEATURES)) float32 features; cached pairs are not recomputed."""
     keys = [_key(model_identity, layers, q, a) for q, a in pairs]
     out: list[np.ndarray | None] = [cache.get(k) if cache else None for k in keys]
     if progress:
         progress(sum(o is not None for o in out))
-    todo = [i for i, o in enumerate(out) if o is None]
-    encoded = {i: _encode(tokenizer, *pairs[i]) for i in todo}
-    todo.sort(key=lambda i: len(encoded[i][0]))  # length bucketing: little padding per batch
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    for start in range(0, len(todo), BATCH):
-        chunk = todo[start : start + BATCH]
-        width = max(len(encoded[i][0]) for i in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        answer_mask = torch.zeros((len(chunk), width), dtype=torch.float32)
-        for row, i in enumerate(chunk):
-            toks, a0 = encoded[i]
-            ids[row, : len(toks)] = torch.tensor(toks)  # right padding: positions start at 0 for everyone
-            mask[row, : len(toks)] = 1
-            answer_mask[row, a0 : len(toks)] = 1
-        with _Truncated(model, max(layers)), torch.inference_mode(), \
-                torch.autocast("cpu", dtype=torch.bfloat16, enabled=model.device.type == "cpu"):
-            hidden = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-        weights = answer_mask / answer_mask.sum(1, keepdim=True).clamp(min=1)
-        feats = torch.cat([(hidden[layer].float() * weights.unsqueeze(-1)).sum(1) for layer in layers], dim=-1)
-        for row, i in enumerate(chunk):
-            out[i] = feats[row].numpy()
-            if cache:
-                cache.put(keys[i], out[i])
-        if progress:
-            progress(len(chunk))
-    return np.stack(out).astype(np.float32)
+    done: dict[str, np.ndarray] = {}
+    with _Truncated(model, max(layers)):
+        for i, (q, a) in enumerate(pairs):
+            if out[i] is not None:
+                continue
+            if keys[i] not in done:  # the same pair twice in one call: one forward pass
+                done[keys[i]] = np.concatenate([hidden_features(model, tokenizer, q, a, layers), text_features(tokenizer, q, a)])
+                if cache:
+                    cache.put(keys[i], done[keys[i]])
+                if progress:
+                    progress(1)
+            out[i] = done[keys[i]]
+    return np.stack(out).astype(np.float32) if out else np.zeros((0, 0), dtype=np.float32)
