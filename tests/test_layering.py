@@ -59,7 +59,6 @@ ALLOWED = MOVING | {
     ("emlab.evals.bow_judge", "emlab.analysis.rates"),
     # distilling a judge uses the features and heads of evals/, a loaded base model and the agreement metrics
     ("emlab.train.distill", "emlab.analysis.agreement"),
-    ("emlab.train.distill", "emlab.analysis.rates"),
     ("emlab.train.distill", "emlab.evals.distilled"),
     ("emlab.train.distill", "emlab.evals.features"),
     ("emlab.train.distill", "emlab.models.registry"),
