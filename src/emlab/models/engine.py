@@ -12,6 +12,7 @@ digit tree can branch off a prompt), and computes logits only where the caller a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -197,20 +198,47 @@ class Engine:
 
         cos, sin = self._rope(positions)
         x = self.embed[tokens]
-        hd = self.head_dim
-        for i, w in enumerate(self.layers):
-            h = F.linear(self._rms(x, w.ln1), w.qkv, w.qkv_bias)
-            qk, v = h.split((self.split[0] + self.split[1], self.split[2]), -1)
-            qk = self._rotate(qk.reshape(batch, steps, self.heads + self.kv_heads, hd), cos, sin)  # one rotation
-            q, k = qk.transpose(1, 2).split((self.heads, self.kv_heads), 1)
-            cache.k[i][:, :, start:end] = k
-            cache.v[i][:, :, start:end] = v.view(batch, steps, self.kv_heads, hd).transpose(1, 2)
-            a = self._attend(q, cache.k[i][:, :, :end], cache.v[i][:, :, :end], mask)
-            x = x + F.linear(a.transpose(1, 2).reshape(batch, steps, -1), w.o, w.o_bias)
-            gate, up = F.linear(self._rms(x, w.ln2), w.gate_up).chunk(2, -1)
-            x = x + F.linear(F.silu(gate) * up, w.down)
+        for i in range(len(self.layers)):
+            x = self._block(i, x, cache, start, end, mask, cos, sin)
         cache.length = end
         return self._rms(x, self.norm)
+
+    def _block(self, i: int, x: torch.Tensor, cache: KVCache, start: int, end: int, mask: torch.Tensor,
+               cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Decoder layer i on x [B, T, H], writing its keys and values into the cache at start:end."""
+        w, hd = self.layers[i], self.head_dim
+        batch, steps = x.shape[:2]
+        h = F.linear(self._rms(x, w.ln1), w.qkv, w.qkv_bias)
+        qk, v = h.split((self.split[0] + self.split[1], self.split[2]), -1)
+        qk = self._rotate(qk.reshape(batch, steps, self.heads + self.kv_heads, hd), cos, sin)  # one rotation
+        q, k = qk.transpose(1, 2).split((self.heads, self.kv_heads), 1)
+        cache.k[i][:, :, start:end] = k
+        cache.v[i][:, :, start:end] = v.view(batch, steps, self.kv_heads, hd).transpose(1, 2)
+        a = self._attend(q, cache.k[i][:, :, :end], cache.v[i][:, :, :end], mask)
+        x = x + F.linear(a.transpose(1, 2).reshape(batch, steps, -1), w.o, w.o_bias)
+        gate, up = F.linear(self._rms(x, w.ln2), w.gate_up).chunk(2, -1)
+        return x + F.linear(F.silu(gate) * up, w.down)
+
+    @torch.inference_mode()
+    def residual_stream(self, tokens: Sequence[int], layers: Sequence[int]) -> torch.Tensor:
+        """[len(layers), T, H] float32 residual stream after each of `layers` (transformers' hidden_states[l], l
+        below the last layer) for one unpadded sequence: only the layers up to the deepest asked for run."""
+        steps, depth = len(tokens), max(layers)
+        if not 0 < min(layers) <= depth < len(self.layers):
+            raise ValueError(f"layers must lie in 1..{len(self.layers) - 1}, got {list(layers)}")
+        shape = (1, self.kv_heads, steps, self.head_dim)
+        cache = KVCache(k=[torch.empty(shape, dtype=self.dtype) for _ in range(depth)],
+                        v=[torch.empty(shape, dtype=self.dtype) for _ in range(depth)],
+                        valid=torch.ones((1, steps), dtype=torch.bool))
+        mask = torch.ones((steps, steps), dtype=torch.bool).tril_()[None, None]
+        cos, sin = self._rope(torch.arange(steps)[None])
+        x = self.embed[torch.tensor([list(tokens)], dtype=torch.long)]
+        out = {}
+        for i in range(depth):
+            x = self._block(i, x, cache, 0, steps, mask, cos, sin)
+            if i + 1 in layers:
+                out[i + 1] = x[0].float()
+        return torch.stack([out[layer] for layer in layers])
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Float32 next-token logits for the given final hidden states."""
