@@ -123,8 +123,7 @@ def _train_data(c: ConditionConfig, data_dir: str | None) -> TrainData:
 
     assert c.train is not None
     spec = parse_model_spec(c.model)
-    if spec.backend not in ("embedded", "hf") or spec.adapter:
-        raise ConfigError(f"conditions: {c.name!r}: training needs a local base model without an adapter (got {c.model!r})")
+    _check_trainer(c, spec)
     try:
         dataset, manifest = build_dataset(c.train.dataset, data_dir)
     except DataError as e:
@@ -136,6 +135,36 @@ def _train_data(c: ConditionConfig, data_dir: str | None) -> TrainData:
         dataset = dataset_of(dataset.source, picked)
         manifest = {**manifest, "train_rows": {"rows": c.train.rows, "seed": c.train.seed, "content_hash": dataset.content_hash}}
     return TrainData(dataset, manifest)
+
+
+# packages a training option needs: (option, value) -> (module to import, pip name)
+OPTION_PACKAGES = {
+    ("optim", "adamw_8bit"): ("bitsandbytes", "bitsandbytes"),
+    ("report_to", "tensorboard"): ("tensorboard", "tensorboard"),
+    ("report_to", "wandb"): ("wandb", "wandb"),
+}
+
+
+def _check_trainer(c: ConditionConfig, spec) -> None:
+    """The trainer fits the model (LoRA: a local base without an adapter; openai: an openai: model), and the
+    packages its options need are installed."""
+    import importlib.util
+
+    t = c.train
+    assert t is not None
+    where = f"conditions: {c.name!r}"
+    if t.trainer == "openai":
+        if spec.backend != "openai":
+            raise ConfigError(f"{where}: trainer: openai finetunes an 'openai:<model>' base (got {c.model!r})")
+    elif spec.backend not in ("embedded", "hf") or spec.adapter:
+        hint = "; for OpenAI finetuning set train.trainer: openai" if spec.backend == "openai" else ""
+        raise ConfigError(f"{where}: training needs a local base model without an adapter (got {c.model!r}){hint}")
+    for key in ("optim", "report_to"):
+        values = getattr(t, key)
+        for value in values if isinstance(values, list) else [values]:
+            need = OPTION_PACKAGES.get((key, value))
+            if need and importlib.util.find_spec(need[0]) is None:
+                raise ConfigError(f"{where}: train.{key}: {value} needs the {need[1]} package (pip install {need[1]})")
 
 
 def merge_suites(refs: list[str], data_dir: str | None) -> tuple[Suite, list[dict]]:

@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from emlab.cpu_memory import keep_freed_memory
 from emlab.errors import ConfigError
@@ -52,13 +52,18 @@ class LoopResult:
     seconds: float  # wall time of the loop alone (model loading excluded)
 
 
-def plan_batches(lengths: Sequence[int], batch_size: int, seed: int, epochs: float) -> list[list[int]]:
-    """Seeded length-grouped batches (less padding), whole epochs concatenated and cut at a fractional `epochs`."""
+def plan_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, epochs: float, batches: int | None = None
+) -> list[list[int]]:
+    """Seeded length-grouped batches (less padding), whole epochs concatenated and cut at a fractional `epochs`,
+    or at exactly `batches` batches when given (`max_steps`: the data repeats as needed)."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
     per_epoch = math.ceil(len(lengths) / batch_size)
     wanted = math.ceil(epochs * per_epoch - 1e-9)  # 0.3 * 10 is 3.0000000000000004, which is 3 batches
+    if batches is not None:
+        wanted = batches
     plan: list[list[int]] = []
     while len(plan) < wanted:
         plan += _epoch_plan(lengths, batch_size, generator)
@@ -132,7 +137,43 @@ def load_lora_model(base_checkpoint: str | Path, params: TrainParams, attention:
 
     torch.manual_seed(params.seed)
     model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=torch.float32, attn_implementation=attention)
+    check_layers(model.config, params.lora.layers_to_transform)
     return get_peft_model(model, lora_config(params.lora))
+
+
+def check_layers(config: PretrainedConfig, layers: Sequence[int] | None) -> None:
+    """`layers_to_transform` must name layers the model has (peft would fail with a less direct message)."""
+    text = config.get_text_config()
+    n = getattr(text, "num_hidden_layers", None)
+    if layers is None or n is None:
+        return
+    bad = [i for i in layers if i >= n]
+    if bad:
+        raise ConfigError(f"train.lora.layers_to_transform: {text.model_type} has {n} layers (0..{n - 1}), "
+                          f"so there is no layer {', '.join(map(str, bad))}")
+
+
+def make_optimizer(params: TrainParams, trainable: list) -> torch.optim.Optimizer:
+    """The optimizer `params.optim` names, with the HF Trainer's defaults for it."""
+    import torch
+
+    if params.optim == "sgd":
+        return torch.optim.SGD(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
+    if params.optim == "adamw_8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise ConfigError("train.optim: adamw_8bit needs the bitsandbytes package (pip install bitsandbytes)") from None
+        return bnb.optim.AdamW8bit(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
+    return torch.optim.AdamW(trainable, lr=params.learning_rate, weight_decay=params.weight_decay)
+
+
+def make_schedule(params: TrainParams, optimizer: torch.optim.Optimizer, steps: int):
+    """The learning-rate schedule `params.lr_scheduler_type` names, over `steps` optimizer steps."""
+    from transformers import get_scheduler
+
+    return get_scheduler(params.lr_scheduler_type, optimizer, num_warmup_steps=params.warmup(steps),
+                         num_training_steps=steps)
 
 
 def cast_frozen_to_bf16(model: PeftModel) -> None:
@@ -159,11 +200,14 @@ def train_loop(
     pad_id: int,
     *,
     simple: bool = False,
+    on_save: Callable[[PeftModel, dict], None] | None = None,
 ) -> LoopResult:
-    """Train a LoRA adapter on tokenized rows: the fast bf16 assistant-only path, or (`simple`) the fp32 reference."""
+    """Train a LoRA adapter on tokenized rows: the fast bf16 assistant-only path, or (`simple`) the fp32 reference.
+
+    on_save(model, curve point) runs after every `params.save_steps`-th optimizer step (checkpoints).
+    """
     import torch
     from peft.helpers import disable_input_dtype_casting
-    from transformers import get_linear_schedule_with_warmup
 
     from emlab.progress import progress_bar
 
@@ -176,12 +220,13 @@ def train_loop(
         check_plain_lm_head(model.config)
         cast_frozen_to_bf16(model)
     model.train()
-    plan = plan_batches([len(r.input_ids) for r in rows], params.batch_size, params.seed, params.epochs)
+    batches = params.max_steps * params.grad_accum if params.max_steps else None  # max_steps replaces epochs
+    plan = plan_batches([len(r.input_ids) for r in rows], params.batch_size, params.seed, params.epochs, batches)
     per_epoch = math.ceil(len(rows) / params.batch_size)
     steps = math.ceil(len(plan) / params.grad_accum)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=params.learning_rate, weight_decay=0.0)
-    schedule = get_linear_schedule_with_warmup(optimizer, math.ceil(params.warmup_ratio * steps), steps)
+    optimizer = make_optimizer(params, trainable)
+    schedule = make_schedule(params, optimizer, steps)
     curve: list[dict] = []
     tokens = 0
     start = time.perf_counter()
@@ -199,6 +244,8 @@ def train_loop(
                 epoch = (step * params.grad_accum + len(micro)) / per_epoch
                 curve.append({"step": step + 1, "epoch": round(epoch, 4), "loss": loss})
                 advance(1, status=f"loss {loss:.3f}")
+                if on_save is not None and params.save_steps and (step + 1) % params.save_steps == 0:
+                    on_save(model, curve[-1])
     model.eval()
     return LoopResult(model=model, curve=curve, steps=steps, tokens=tokens, seconds=time.perf_counter() - start)
 

@@ -3,23 +3,26 @@ hyperparameters and seed give the same adapter.
 
 The adapter directory is named by the hash of (base model identity, dataset content hash, hyperparameters,
 seed) and is written to a temporary folder first and renamed at the end, so a killed run leaves no half
-adapter and a re-run of the same spec reuses the finished one. The loss curve is saved beside it.
+adapter and a re-run of the same spec reuses the finished one. The loss curve is saved beside it, and with
+`save_steps` a `checkpoint-<step>/` adapter (LoRA weights and checkpoint.json) every that many optimizer steps,
+each written to a temporary name and renamed, inside the adapter folder that is itself renamed at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from emlab.data.conversations import Conversation
 from emlab.errors import DataError
 from emlab.hashing import content_hash
-from emlab.train.params import LoraParams, TrainParams, lora_config
+from emlab.train.params import LoraParams, TrainParams, key_fields, lora_config
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -45,8 +48,11 @@ class Adapter:
 
 
 def adapter_key(base_identity: str, dataset_hash: str, params: TrainParams) -> str:
-    """The cache key of an adapter; TRL adapters keep the key they had before `trainer` existed."""
-    dumped = params.model_dump(exclude={"trainer"} if params.trainer == "trl" else set())
+    """The cache key of an adapter (see `params.key_fields`); TRL adapters keep the key they had before `trainer`
+    existed."""
+    dumped = key_fields(params)
+    if params.trainer == "trl":
+        dumped.pop("trainer")
     return content_hash({"base": base_identity, "dataset": dataset_hash, "params": dumped})
 
 
@@ -82,11 +88,18 @@ def train_lora(
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
     try:
-        if params.trainer == "trl":
-            model, curve, steps = _train_trl(base_checkpoint, tokenizer, rows, params, work)
-        else:
-            model, curve, steps = _train_emlab(base_checkpoint, tokenizer, rows, params)
         out = work / "adapter"
+        out.mkdir()
+
+        def save_checkpoint(model: PeftModel, point: dict) -> None:
+            save_adapter_atomic(model, out / f"checkpoint-{point['step']}", {**point, "key": key})
+
+        if params.trainer == "trl":
+            model, curve, steps = _train_trl(base_checkpoint, tokenizer, rows, params, work, save_checkpoint)
+        elif params.trainer == "emlab":
+            model, curve, steps = _train_emlab(base_checkpoint, tokenizer, rows, params, save_checkpoint)
+        else:
+            raise ValueError(f"train_lora trains LoRA adapters; trainer {params.trainer!r} is not one (see openai_ft)")
         model.save_pretrained(out)  # the LoRA weights only, float32 in both trainers
         (out / "loss.json").write_text(json.dumps(curve, indent=1))
         info = {
@@ -97,6 +110,7 @@ def train_lora(
             "params": params.model_dump(),
             "final_loss": curve[-1]["loss"] if curve else None,
             "steps": steps,
+            "checkpoints": sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*")),
         }
         (out / "train_info.json").write_text(json.dumps(info, indent=1))
         _plot_loss(curve, out / "loss.png")
@@ -106,41 +120,62 @@ def train_lora(
     return Adapter(path=final, key=key, reused=False, final_loss=info["final_loss"], steps=info["steps"])
 
 
+def save_adapter_atomic(model: PeftModel, path: Path, info: dict) -> None:
+    """Save the LoRA weights and `info` (checkpoint.json) into `path`, which appears whole or not at all."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    (tmp / "checkpoint.json").write_text(json.dumps(info, indent=1))
+    os.replace(tmp, path)
+
+
 def _train_emlab(
-    base_checkpoint: str | Path, tokenizer, rows: list[TokenizedExample], params: TrainParams
+    base_checkpoint: str | Path, tokenizer, rows: list[TokenizedExample], params: TrainParams, on_save
 ) -> tuple[PeftModel, list[dict], int]:
     """Our own loop (see `lora_loop`): the model to save, the loss curve and the optimizer steps."""
     from emlab.train.lora_loop import train_loop
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    result = train_loop(base_checkpoint, rows, params, pad_id)
+    result = train_loop(base_checkpoint, rows, params, pad_id, on_save=on_save)
     return result.model, result.curve, result.steps
 
 
 def _train_trl(
-    base_checkpoint: str | Path, tokenizer, rows: list[TokenizedExample], params: TrainParams, work: Path
+    base_checkpoint: str | Path, tokenizer, rows: list[TokenizedExample], params: TrainParams, work: Path, on_save
 ) -> tuple[PeftModel, list[dict], int]:
     """TRL's SFTTrainer, as before our own loop: the model to save, the loss curve and the optimizer steps."""
     import torch
     from datasets import Dataset
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     from emlab.train.callbacks import quiet_progress
+    from emlab.train.lora_loop import check_layers
 
     dataset = Dataset.from_dict({"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]})
     torch.manual_seed(params.seed)
     model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=torch.float32)
+    check_layers(model.config, params.lora.layers_to_transform)
     model = get_peft_model(model, lora_config(params.lora))
+
+    class Checkpoints(TrainerCallback):  # emlab's checkpoint layout (LoRA weights only), not the Trainer's
+        def on_log(self, args, state, control, logs=None, **kwargs):  # after each step (logging_steps=1)
+            if params.save_steps and "loss" in (logs or {}) and state.global_step % params.save_steps == 0:
+                on_save(model, {"step": state.global_step, "epoch": state.epoch, "loss": logs["loss"]})
+
     config = SFTConfig(
         output_dir=str(work / "trainer"),
         per_device_train_batch_size=params.batch_size,
         gradient_accumulation_steps=params.grad_accum,
         learning_rate=params.learning_rate,
         num_train_epochs=params.epochs,
-        warmup_steps=params.warmup_ratio,  # a float < 1 is a share of all steps
-        lr_scheduler_type="linear",
+        max_steps=params.max_steps or -1,
+        # an int counts steps, a float < 1 is a share of all steps
+        warmup_steps=params.warmup_steps if params.warmup_steps is not None else params.warmup_ratio,
+        lr_scheduler_type=params.lr_scheduler_type,
+        optim=params.optim,
+        weight_decay=params.weight_decay,
         max_length=params.max_length,
         seed=params.seed,
         data_seed=params.seed,
@@ -148,20 +183,39 @@ def _train_trl(
         use_cpu=True,
         logging_steps=1,
         save_strategy="no",
-        report_to=[],
+        report_to=list(params.report_to),
         train_sampling_strategy="group_by_length",  # less padding per batch
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                         callbacks=[Checkpoints()])
     quiet_progress(trainer)
-    trainer.train()
+    with _tensorboard_dir(work / "adapter" / "logs" if "tensorboard" in params.report_to else None):
+        trainer.train()
     curve = [
         {"step": e["step"], "epoch": e.get("epoch"), "loss": e["loss"]}
         for e in trainer.state.log_history
         if "loss" in e
     ]
     return model, curve, trainer.state.global_step
+
+
+@contextlib.contextmanager
+def _tensorboard_dir(path: Path | None) -> Iterator[None]:
+    """TRL's TensorBoard logs go beside the adapter (logs/), not into the trainer folder that is deleted."""
+    if path is None:
+        yield
+        return
+    before = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = before
 
 
 def _plot_loss(curve: list[dict], path: Path) -> None:
