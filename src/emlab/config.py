@@ -193,6 +193,7 @@ class ExperimentConfig(_Strict):
     suite: str | None = None  # one suite (builtin:core when neither suite nor suites is given)
     suites: list[str] | None = Field(None, min_length=1)  # several suites; question ids must be unique across them
     endpoints: dict[str, EndpointConfig] = {}  # name -> server, for `openai@<name>:<model>` specs
+    device: str = "auto"  # local models and training: auto (CUDA when present) | cpu | cuda | cuda:N
     judge: str = "embedded:smollm2-135m"  # scores 0..100 judge prompts
     label_judge: str | None = None  # scores categorical judge prompts (default: the judge, when it is a chat model)
     audit: AuditConfig | None = None  # a strong judge re-scores a random subset; rates get PPI-corrected intervals
@@ -254,6 +255,19 @@ class ExperimentConfig(_Strict):
             check_judge_spec(v)
         except EmlabError as e:
             raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        from emlab.models.device import check_device_text, resolve_device
+
+        v = check_device_text(v)
+        if v.startswith("cuda"):  # asked for a GPU: say now, with the line, when there is none
+            try:
+                resolve_device(v)
+            except ConfigError as e:
+                raise ValueError(str(e).removeprefix("device: ")) from None
         return v
 
     @field_validator("endpoints")

@@ -65,7 +65,10 @@ def train_arm(arm: Arm, data: TrainData | None, workspace: Path) -> tuple[str, d
     base_identity, params = train_identity(arm)
     ds = data.dataset
     console.print(f"[bold]train[/] {arm.name} (seed {arm.train_seed}): LoRA on {ds.rows} rows of {ds.source}")
-    adapter = train_lora(base, base_identity, ds.conversations, ds.content_hash, params, workspace / "adapters")
+    from emlab.models.device import current_device  # the run's device, set when the plan was checked
+
+    adapter = train_lora(base, base_identity, ds.conversations, ds.content_hash, params, workspace / "adapters",
+                         device=current_device())
     if adapter.reused:
         console.print(f"  reused cached adapter {adapter.key}")
     return f"{spec}@{adapter.path}", {**ds.provenance(), "manifest": data.manifest}, adapter.as_dict()

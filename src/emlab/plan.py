@@ -70,6 +70,7 @@ class Plan:
     groups: dict[str, list[str]]  # group -> arm names
     label_judge: str | None
     train_data: dict[str, TrainData] = field(default_factory=dict)  # condition name -> its built dataset
+    device: str = "cpu"  # where local models load and train: 'cpu' or 'cuda:N' (config `device:` resolved)
 
 
 def expand_arms(config: ExperimentConfig) -> list[Arm]:
@@ -249,7 +250,10 @@ def _check_audit(config: ExperimentConfig, metrics: dict[str, MetricPlan], rules
 
 
 def plan_experiment(config: ExperimentConfig) -> Plan:
-    """Check and expand the whole experiment without loading any model; errors name the config file."""
+    """Check and expand the whole experiment without loading any model; errors name the config file.
+
+    It also sets the run's device for the model loaders (`models.device.use_device`), once it is checked.
+    """
     try:
         return _plan(config)
     except ConfigError as e:
@@ -259,8 +263,10 @@ def plan_experiment(config: ExperimentConfig) -> Plan:
 
 
 def _plan(config: ExperimentConfig) -> Plan:
+    from emlab.models.device import use_device
     from emlab.scoring.registry import is_direct_judge
 
+    device = use_device(config.device)  # a CUDA device torch cannot see: ConfigError naming `device`
     arms = expand_arms(config)
     suite, suites = merge_suites(config.suite_refs(), config.data_dir)
     metrics: dict[str, MetricPlan] = {}
@@ -296,7 +302,7 @@ def _plan(config: ExperimentConfig) -> Plan:
                 raise ConfigError(f"compare[{i}].{side}: unknown condition or group {ref!r}; known: {known}")
         if c.rule not in rule_names:
             raise ConfigError(f"compare[{i}].rule: unknown rule {c.rule!r}; this run's rules: {', '.join(rule_names) or '(none)'}")
-    return Plan(arms, suite, suites, metrics, question_metrics, rules, groups, label_judge, train_data)
+    return Plan(arms, suite, suites, metrics, question_metrics, rules, groups, label_judge, train_data, device)
 
 
 def train_identity(arm: Arm) -> tuple[str, TrainParams]:

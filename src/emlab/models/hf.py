@@ -7,6 +7,9 @@ the tests compare against), use transformers `generate` under bf16 autocast and 
 `number_tree.py`. Jobs are sorted by prompt length so batches carry little padding. Each reply draws from
 its own seed on both paths, so its text does not depend on the other replies in its batch. LoRA adapters
 are merged into the weights once at load, so sampling pays nothing for them.
+
+Models load on the run's device (`device.py`): on the CPU as described above; on CUDA in bfloat16 through
+transformers (the engine is a CPU engine), inputs built on the model's device.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ class HFChatModel:
         for i, r in enumerate(rows):
             ids[i, width - len(r) :] = torch.tensor(r)
             mask[i, width - len(r) :] = 1
-        return ids, mask
+        return ids.to(self.model.device), mask.to(self.model.device)
 
     def engine(self, dtype: torch.dtype) -> Engine:
         """The fast engine in `dtype`, built on first use (bf16 for sampling, float32 for judging)."""
@@ -132,7 +135,8 @@ class HFChatModel:
         ids, mask = self._left_pad(prompts)
         draws = LogitsProcessorList()
         if params.temperature > 0:
-            draws.append(_RowDraws(fast_sampling.row_uniforms(seeds, params.max_new_tokens), params, ids.shape[1]))
+            uniforms = fast_sampling.row_uniforms(seeds, params.max_new_tokens).to(ids.device)
+            draws.append(_RowDraws(uniforms, params, ids.shape[1]))
         with self._autocast():
             gen = self.model.generate(
                 input_ids=ids, attention_mask=mask, do_sample=False, temperature=None, top_p=None, top_k=None,
@@ -188,14 +192,16 @@ class HFChatModel:
                 if progress:
                     progress(len(chunk))
                 continue
-            ids, pos, mask, tree_at = number_tree.tree_inputs(
+            inputs = number_tree.tree_inputs(
                 [prompts[i] for i in chunk], self._tree, self.tokenizer.pad_token_id, dtype
             )
+            ids, pos, mask = (x.to(self.model.device) for x in inputs[:3])
+            tree_at = inputs[3]
             logits = self.model(input_ids=ids, position_ids=pos, attention_mask=mask).logits
             for row, i in enumerate(chunk):
                 t = tree_at[row]
-                results[i] = number_tree.number_probs_from_logits(
-                    logits[row, t - 1], logits[row, t:], self._tree, self._digits, self.continues_number()
+                results[i] = number_tree.number_probs_from_logits(  # on the CPU (a no-op there)
+                    logits[row, t - 1].cpu(), logits[row, t:].cpu(), self._tree, self._digits, self.continues_number()
                 )
             if progress:
                 progress(len(chunk))
@@ -205,11 +211,11 @@ class HFChatModel:
     def naive_number_probs(self, conversation: Conversation) -> dict[int, float]:
         """Reference: score each string "0".."100" separately (101 sequences). Slow; used for checks and odd tokenizers."""
         prompt = self.encode_chat(conversation)
-        continues = self.continues_number()
+        continues = self.continues_number().to(self.model.device)
         out = {}
         for k in range(number_tree.MAX_NUMBER + 1):
             num = self.tokenizer.encode(str(k), add_special_tokens=False)
-            ids = torch.tensor([prompt + num])
+            ids = torch.tensor([prompt + num], device=self.model.device)
             logp = torch.log_softmax(self.model(input_ids=ids).logits[0].float(), -1)
             total = sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(num))
             p_end = 1.0 - float(logp[-1].exp()[continues].sum())
@@ -295,15 +301,28 @@ class _RowDraws:
 
 
 # -- loaders (registered in registry.py) ---------------------------------------------------------------------
-def load_checkpoint(path: str | Path, adapter: str | None, spec: str) -> HFChatModel:
-    """Load a transformers checkpoint, merge an optional LoRA adapter, and wrap it."""
+def load_kwargs(device: str) -> dict:
+    """`from_pretrained` arguments for a device: float32 on the CPU, as before devices existed; on CUDA bfloat16,
+    placed on the device as it loads (no float32 copy in host memory)."""
+    from emlab.models.device import weights_dtype
+
+    dtype = weights_dtype(device)
+    return {"dtype": dtype} if device == "cpu" else {"dtype": dtype, "device_map": device}
+
+
+def load_checkpoint(path: str | Path, adapter: str | None, spec: str, device: str | None = None) -> HFChatModel:
+    """Load a transformers checkpoint on `device` (default: the run's, see `device.py`), merge an optional LoRA
+    adapter, and wrap it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from emlab.models.device import current_device
+
     hf_logging.disable_progress_bar()
+    device = device or current_device()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, **load_kwargs(device))
     except OSError as e:
         raise ModelSpecError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
     identity = checkpoint_identity(spec, adapter)

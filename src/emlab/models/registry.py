@@ -67,7 +67,13 @@ def check_model_spec(text: str) -> ModelSpec:
 
 
 def _key(spec: ModelSpec) -> str:
-    """Memo key: the spec, and for a named endpoint its declaration now (ModelSpecError when undeclared)."""
+    """Memo key: the spec; for a local model off the CPU its device (`device.current_device`); for a named endpoint
+    its declaration now (ModelSpecError when undeclared)."""
+    if spec.endpoint is None and spec.backend in IDENTITIES:  # local weights: where they were loaded
+        from emlab.models.device import current_device
+
+        device = current_device()
+        return str(spec) if device == "cpu" else f"{spec} on {device}"
     if spec.endpoint is None:
         return str(spec)
     ep = endpoint(spec.endpoint)

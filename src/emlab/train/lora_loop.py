@@ -129,14 +129,21 @@ def reference_loss(model: PeftModel, batch: dict[str, torch.Tensor]) -> torch.Te
     return model(**batch, use_cache=False).loss
 
 
-def load_lora_model(base_checkpoint: str | Path, params: TrainParams, attention: str = "sdpa") -> PeftModel:
-    """The float32 base with fresh LoRA weights, seeded so that every path starts from the same init."""
+def load_lora_model(
+    base_checkpoint: str | Path, params: TrainParams, attention: str = "sdpa", device: str = "cpu",
+    dtype: torch.dtype | None = None,
+) -> PeftModel:
+    """The base (float32 unless `dtype`) on `device` with fresh float32 LoRA weights, seeded so that every path on
+    one device starts from the same init."""
     import torch
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(params.seed)
-    model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=torch.float32, attn_implementation=attention)
+    placed = {} if device == "cpu" else {"device_map": device}  # on a GPU straight from the file, no host copy
+    model = AutoModelForCausalLM.from_pretrained(
+        base_checkpoint, dtype=dtype or torch.float32, attn_implementation=attention, **placed
+    )
     check_layers(model.config, params.lora.layers_to_transform)
     return get_peft_model(model, lora_config(params.lora))
 
@@ -185,12 +192,24 @@ def cast_frozen_to_bf16(model: PeftModel) -> None:
             p.data = p.data.to(torch.bfloat16)
 
 
-def _autocast(simple: bool) -> contextlib.AbstractContextManager:
+def _autocast(simple: bool, device: str = "cpu") -> contextlib.AbstractContextManager:
     """bf16 autocast for one forward pass; entered per pass because autocast caches its bf16 copies of the LoRA
     weights until the context exits, and a context held across optimizer steps would keep training stale copies."""
     import torch
 
-    return contextlib.nullcontext() if simple else torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext() if simple else torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
+
+
+def loop_setup(device: str, simple: bool) -> tuple[str, torch.dtype]:
+    """Attention implementation and base weights' dtype on load. On the CPU, SDPA's flash-attention backward is
+    ~4x slower than plain matmuls at head_dim 64 and a few hundred tokens (22% of a step against ~6%), so the fast
+    path uses HF's "eager" attention (softmax in float32); on CUDA it keeps SDPA and loads the base in bf16 directly
+    (the CPU path loads float32 and casts the frozen weights after LoRA is added: the same thing, seeded alike)."""
+    import torch
+
+    if simple:
+        return "sdpa", torch.float32
+    return ("eager", torch.float32) if device == "cpu" else ("sdpa", torch.bfloat16)
 
 
 def train_loop(
@@ -201,21 +220,22 @@ def train_loop(
     *,
     simple: bool = False,
     on_save: Callable[[PeftModel, dict], None] | None = None,
+    device: str = "cpu",
 ) -> LoopResult:
     """Train a LoRA adapter on tokenized rows: the fast bf16 assistant-only path, or (`simple`) the fp32 reference.
 
-    on_save(model, curve point) runs after every `params.save_steps`-th optimizer step (checkpoints).
+    on_save(model, curve point) runs after every `params.save_steps`-th optimizer step (checkpoints). `device` is
+    'cpu' or 'cuda:N' (resolved by the caller, see `models.device`).
     """
     import torch
     from peft.helpers import disable_input_dtype_casting
 
     from emlab.progress import progress_bar
 
-    if not simple:
+    if not simple and device == "cpu":
         keep_freed_memory()  # per-step activations otherwise page-fault afresh every step (~7% of a step)
-    # on CPU, SDPA's flash-attention backward is ~4x slower than plain matmuls at head_dim 64 and a few hundred
-    # tokens (22% of a step against ~6%): the fast path uses HF's "eager" attention, softmax in float32
-    model = load_lora_model(base_checkpoint, params, attention="sdpa" if simple else "eager")
+    attention, dtype = loop_setup(device, simple)
+    model = load_lora_model(base_checkpoint, params, attention=attention, device=device, dtype=dtype)
     if not simple:
         check_plain_lm_head(model.config)
         cast_frozen_to_bf16(model)
@@ -235,7 +255,7 @@ def train_loop(
         with disable_input_dtype_casting(model, active=not simple):
             for step in range(steps):
                 micro = plan[step * params.grad_accum : (step + 1) * params.grad_accum]
-                loss, seen = _accumulate(model, rows, micro, pad_id, simple)
+                loss, seen = _accumulate(model, rows, micro, pad_id, simple, device)
                 torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
                 optimizer.step()
                 schedule.step()
@@ -251,14 +271,17 @@ def train_loop(
 
 
 def _accumulate(
-    model: PeftModel, rows: Sequence[TokenizedExample], micro: list[list[int]], pad_id: int, simple: bool
+    model: PeftModel, rows: Sequence[TokenizedExample], micro: list[list[int]], pad_id: int, simple: bool,
+    device: str = "cpu",
 ) -> tuple[float, int]:
     """Gradients of one optimizer step's micro-batches; returns their mean loss and the non-pad tokens they held."""
     loss_fn = reference_loss if simple else assistant_loss
     losses, tokens = [], 0
     for indices in micro:
         batch = collate(rows, indices, pad_id)
-        with _autocast(simple):
+        if device != "cpu":
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with _autocast(simple, device):
             loss = loss_fn(model, batch)
         (loss / len(micro)).backward()  # len(micro) == grad_accum except in a short last step
         losses.append(loss.item())

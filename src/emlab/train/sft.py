@@ -68,8 +68,12 @@ def train_lora(
     dataset_hash: str,
     params: TrainParams,
     adapters_dir: str | Path,
+    device: str = "cpu",
 ) -> Adapter:
-    """Train a LoRA adapter on `conversations` (or reuse the cached one) and return where it is."""
+    """Train a LoRA adapter on `conversations` (or reuse the cached one) and return where it is.
+
+    `device`: 'cpu' or 'cuda:N', resolved by the caller (`models.device`); not part of the key.
+    """
     key = adapter_key(base_identity, dataset_hash, params)
     final = Path(adapters_dir) / key
     if (final / "train_info.json").exists():
@@ -95,9 +99,9 @@ def train_lora(
             save_adapter_atomic(model, out / f"checkpoint-{point['step']}", {**point, "key": key})
 
         if params.trainer == "trl":
-            model, curve, steps = _train_trl(base_checkpoint, tokenizer, rows, params, work, save_checkpoint)
+            model, curve, steps = _train_trl(base_checkpoint, tokenizer, rows, params, work, save_checkpoint, device)
         elif params.trainer == "emlab":
-            model, curve, steps = _train_emlab(base_checkpoint, tokenizer, rows, params, save_checkpoint)
+            model, curve, steps = _train_emlab(base_checkpoint, tokenizer, rows, params, save_checkpoint, device)
         else:
             raise ValueError(f"train_lora trains LoRA adapters; trainer {params.trainer!r} is not one (see openai_ft)")
         model.save_pretrained(out)  # the LoRA weights only, float32 in both trainers
@@ -130,18 +134,19 @@ def save_adapter_atomic(model: PeftModel, path: Path, info: dict) -> None:
 
 
 def _train_emlab(
-    base_checkpoint: str | Path, tokenizer, rows: list[TokenizedExample], params: TrainParams, on_save
+    base_checkpoint: str | Path, tokenizer, rows: list[TokenizedExample], params: TrainParams, on_save, device: str
 ) -> tuple[PeftModel, list[dict], int]:
     """Our own loop (see `lora_loop`): the model to save, the loss curve and the optimizer steps."""
     from emlab.train.lora_loop import train_loop
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    result = train_loop(base_checkpoint, rows, params, pad_id, on_save=on_save)
+    result = train_loop(base_checkpoint, rows, params, pad_id, on_save=on_save, device=device)
     return result.model, result.curve, result.steps
 
 
 def _train_trl(
-    base_checkpoint: str | Path, tokenizer, rows: list[TokenizedExample], params: TrainParams, work: Path, on_save
+    base_checkpoint: str | Path, tokenizer, rows: list[TokenizedExample], params: TrainParams, work: Path, on_save,
+    device: str,
 ) -> tuple[PeftModel, list[dict], int]:
     """TRL's SFTTrainer, as before our own loop: the model to save, the loss curve and the optimizer steps."""
     import torch
@@ -155,7 +160,10 @@ def _train_trl(
 
     dataset = Dataset.from_dict({"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]})
     torch.manual_seed(params.seed)
-    model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=torch.float32)
+    if device != "cpu":  # the Trainer (accelerate) trains on the current CUDA device
+        torch.cuda.set_device(torch.device(device))
+    # float32 on the CPU as before; bf16 on CUDA (peft keeps the LoRA weights float32 either way)
+    model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=torch.float32 if device == "cpu" else torch.bfloat16)
     check_layers(model.config, params.lora.layers_to_transform)
     model = get_peft_model(model, lora_config(params.lora))
 
@@ -180,7 +188,7 @@ def _train_trl(
         seed=params.seed,
         data_seed=params.seed,
         bf16=True,  # autocast on CPU: ~2x faster; the LoRA weights stay float32
-        use_cpu=True,
+        use_cpu=device == "cpu",
         logging_steps=1,
         save_strategy="no",
         report_to=list(params.report_to),
