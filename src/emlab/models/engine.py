@@ -12,7 +12,7 @@ digit tree can branch off a prompt), and computes logits only where the caller a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -66,8 +66,18 @@ def unsupported_reason(model) -> str | None:
     return None
 
 
+Intervention = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+
+
 class Engine:
-    """Weights of a Llama-family model, fused and cast once, plus the forward over a `KVCache`."""
+    """Weights of a Llama-family model, fused and cast once, plus the forward over a `KVCache`.
+
+    `intervention`, when set (see `steering.py`), is called as f(layer, x) on the residual stream x [B, T, H]
+    after the embedding (layer 0) and after each block (layer i + 1 after block i: the numbering of transformers'
+    hidden_states and of `residual_stream`); what it returns (None: x unchanged) flows on. None costs nothing.
+    """
+
+    intervention: Intervention | None = None
 
     def __init__(self, model, dtype: torch.dtype = torch.bfloat16):
         reason = unsupported_reason(model)
@@ -198,8 +208,14 @@ class Engine:
 
         cos, sin = self._rope(positions)
         x = self.embed[tokens]
-        for i in range(len(self.layers)):
-            x = self._block(i, x, cache, start, end, mask, cos, sin)
+        hook = self.intervention
+        if hook is None:
+            for i in range(len(self.layers)):
+                x = self._block(i, x, cache, start, end, mask, cos, sin)
+        else:
+            x = _intervene(hook, 0, x)
+            for i in range(len(self.layers)):
+                x = _intervene(hook, i + 1, self._block(i, x, cache, start, end, mask, cos, sin))
         cache.length = end
         return self._rms(x, self.norm)
 
@@ -233,9 +249,14 @@ class Engine:
         mask = torch.ones((steps, steps), dtype=torch.bool).tril_()[None, None]
         cos, sin = self._rope(torch.arange(steps)[None])
         x = self.embed[torch.tensor([list(tokens)], dtype=torch.long)]
+        hook = self.intervention
+        if hook is not None:
+            x = _intervene(hook, 0, x)
         out = {}
         for i in range(depth):
             x = self._block(i, x, cache, 0, steps, mask, cos, sin)
+            if hook is not None:
+                x = _intervene(hook, i + 1, x)
             if i + 1 in layers:
                 out[i + 1] = x[0].float()
         return torch.stack([out[layer] for layer in layers])
@@ -243,3 +264,9 @@ class Engine:
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Float32 next-token logits for the given final hidden states."""
         return F.linear(hidden, self.lm_head).float()
+
+
+def _intervene(hook: Intervention, layer: int, x: torch.Tensor) -> torch.Tensor:
+    """The residual stream after `hook` at `layer` (None from the hook: unchanged)."""
+    y = hook(layer, x)
+    return x if y is None else y
