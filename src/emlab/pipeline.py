@@ -57,6 +57,15 @@ def train_arm(arm: Arm, data: TrainData | None, workspace: Path) -> tuple[str, d
     from emlab.train.sft import train_lora
 
     spec = check_model_spec(c.model)
+    if c.train.trainer == "openai":  # a job on the server (recorded, never created twice); its model is an openai: spec
+        from emlab.models.openai_api import finetune_client
+        from emlab.train.openai_ft import finetune_openai
+
+        (client, server), (_, params), ds = finetune_client(spec), train_identity(arm), data.dataset
+        job = finetune_openai(client, server, spec.name, ds.conversations, ds.content_hash, params,
+                              workspace / "openai_jobs", label=arm.name)
+        trained = f"openai{'@' + spec.endpoint if spec.endpoint else ''}:{job.model}"
+        return trained, {**ds.provenance(), "manifest": data.manifest}, job.as_dict()
     base = spec.name
     if spec.backend == "embedded":
         from emlab.models.embedded import embedded_checkpoint

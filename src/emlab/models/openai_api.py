@@ -536,15 +536,8 @@ def _logaddexp(a: float, b: float) -> float:
     return hi + math.log1p(math.exp(lo - hi))
 
 
-def load_openai(spec: ModelSpec) -> OpenAIChatModel:
-    """Load `openai:<model>` (server and key from the environment) or `openai@<endpoint>:<model>` (a declared one).
-
-    `openai:<model>`: EMLAB_OPENAI_BASE_URL / OPENAI_BASE_URL: endpoint (default: OpenAI). EMLAB_OPENAI_API_KEY /
-    OPENAI_API_KEY: key (a placeholder for local servers). `openai@<endpoint>:<model>`: the base URL declared for
-    <endpoint> and the key in the environment variable it names (`endpoints.endpoint`); the variables above are
-    not read. Both: EMLAB_OPENAI_BACKOFF, EMLAB_OPENAI_MAX_RETRIES, EMLAB_OPENAI_TIMEOUT,
-    EMLAB_OPENAI_MAX_CONCURRENCY: retry base seconds, retries, request timeout seconds, parallel requests.
-    """
+def _server(spec: ModelSpec) -> tuple[str | None, str | None, str]:
+    """(base URL, API key, where the key comes from) of an `openai:` spec; ModelSpecError when they cannot be had."""
     if spec.adapter:
         raise ModelSpecError(
             f"model spec {str(spec)!r}: the openai backend takes no '@adapter'; serve the adapter under its own "
@@ -567,6 +560,31 @@ def load_openai(spec: ModelSpec) -> OpenAIChatModel:
         import openai  # noqa: F401  (checked here so a missing SDK is one clear line)
     except ImportError:
         raise ModelSpecError("the openai backend needs the `openai` package: pip install openai") from None
+    return base_url, api_key, key_hint
+
+
+def finetune_client(spec: ModelSpec) -> tuple[Any, str]:
+    """An `openai.OpenAI` client for the finetuning endpoints of the server an `openai:` spec names, and that
+    server's credential-free URL (for keys and messages). The SDK retries transient failures itself (5 times, with
+    its own backoff); uploads get ten minutes."""
+    import openai
+
+    base_url, api_key, _ = _server(spec)
+    client = openai.OpenAI(api_key=api_key or PLACEHOLDER_API_KEY, base_url=base_url or None,
+                           max_retries=_env_number(ENV_MAX_RETRIES, int, 5), timeout=600.0)
+    return client, public_url(str(base_url or DEFAULT_BASE_URL).rstrip("/"))
+
+
+def load_openai(spec: ModelSpec) -> OpenAIChatModel:
+    """Load `openai:<model>` (server and key from the environment) or `openai@<endpoint>:<model>` (a declared one).
+
+    `openai:<model>`: EMLAB_OPENAI_BASE_URL / OPENAI_BASE_URL: endpoint (default: OpenAI). EMLAB_OPENAI_API_KEY /
+    OPENAI_API_KEY: key (a placeholder for local servers). `openai@<endpoint>:<model>`: the base URL declared for
+    <endpoint> and the key in the environment variable it names (`endpoints.endpoint`); the variables above are
+    not read. Both: EMLAB_OPENAI_BACKOFF, EMLAB_OPENAI_MAX_RETRIES, EMLAB_OPENAI_TIMEOUT,
+    EMLAB_OPENAI_MAX_CONCURRENCY: retry base seconds, retries, request timeout seconds, parallel requests.
+    """
+    base_url, api_key, key_hint = _server(spec)
     max_concurrency = _env_number(ENV_MAX_CONCURRENCY, int, 8)
     timeout = _env_number(ENV_TIMEOUT, float, 60.0)
     if max_concurrency < 1 or timeout <= 0:
