@@ -273,3 +273,19 @@ def test_trl_honours_the_options(tmp_path, tiny_checkpoint):
     assert info["step"] == 2 and info["loss"] > 0
     config = json.loads((adapter.path / "adapter_config.json").read_text())
     assert config["layers_to_transform"] == [0] and config["target_modules"] == ["down_proj"]
+
+
+@pytest.mark.parametrize("name", ["rank1-single-layer", "openai-insecure"])
+def test_paper_scale_examples_plan(shared_data, monkeypatch, name):
+    from pathlib import Path
+
+    from emlab.plan import plan_experiment
+
+    monkeypatch.setenv("EMLAB_DATA_DIR", str(shared_data / "em"))
+    plan = plan_experiment(load_config(Path(__file__).parents[2] / "examples" / "paper-scale" / f"{name}.yaml"))
+    assert len(plan.arms) in (3, 6) and all(a.condition.train for a in plan.arms)
+    train = plan.arms[0].condition.train
+    if name == "rank1-single-layer":
+        assert (train.lora.r, train.lora.layers_to_transform, train.save_steps) == (1, [24], 25)
+    else:
+        assert train.trainer == "openai" and {a.condition.model for a in plan.arms} == {"openai:gpt-4o-2024-08-06"}
