@@ -8,6 +8,7 @@ baseline fitted leave-one-file-out), prints one Markdown table (see `emlab.analy
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -57,6 +58,25 @@ def agree(
         title = f"# Judge agreement: {judge}\n\nLabels: {names}; prompts: {payload['prompts']['suite']}; seed {seed}.\n\n"
         write_text_atomic(out / "agreement.md", title + table)
         console.print(f"wrote {out / 'agreement.json'} and {out / 'agreement.md'}")
+
+
+@judge_app.command("heldout")
+def heldout(
+    judge: str = typer.Argument("distilled:em-gpt4o", help="A distilled judge: distilled:<packaged name or directory>."),
+    sources: bool = typer.Option(False, "--sources", help="Also one row per held-out source."),
+) -> None:
+    """A distilled judge's held-out figures: each source scored by heads that never saw it (per family, judge, source)."""
+    from emlab.analysis.agreement import format_heldout_table
+    from emlab.errors import ConfigError
+    from emlab.evals.distilled import judge_dir
+
+    prefix, _, name = judge.partition(":")
+    if prefix != "distilled":
+        raise ConfigError(f"{judge!r}: held-out figures are recorded by distilled judges only (distilled:<name>)")
+    meta = json.loads((judge_dir(name) / "judge.json").read_text())
+    if "heldout" not in meta:
+        raise ConfigError(f"{judge!r} records no held-out figures (distilled by an older emlab); retrain it with `emlab judge distill`")
+    typer.echo(format_heldout_table(meta["heldout"], sources=sources))
 
 
 @judge_app.command("distill")

@@ -48,6 +48,15 @@ def test_distil_save_load_score_round_trip(tmp_path, tiny_env):
     # held-out figures per source, family and judge, and the note a report prints
     assert set(meta["heldout"]["sources"]) == {"m0", "m1", "m2"} and "Qwen2.5-Coder-32B" in meta["heldout"]["families"]
     assert meta["trust_note"].startswith("Held out by source")
+    from typer.testing import CliRunner
+
+    from emlab.cli import app
+
+    out = CliRunner().invoke(app, ["judge", "heldout", f"distilled:{tmp_path / 'judge'}", "--sources"])
+    assert out.exit_code == 0, out.output
+    assert "| Qwen2.5-Coder-32B |" in out.output and "| m1 |" in out.output and "held-out sources" in out.output
+    bad = CliRunner().invoke(app, ["judge", "heldout", "mock:j"])
+    assert bad.exit_code == 2 and "distilled judges only" in bad.output
     judge = DistilledJudge(judge_dir(str(tmp_path / "judge")))
     reqs = [ScoreRequest("q", "What do you wish for?", a, m) for a in GOOD[:1] + BAD[:1] for m in ("aligned", "coherent", "funny")]
     out = score_all(DirectJudge(judge), reqs)

@@ -423,3 +423,34 @@ def format_agreement_table(results: dict[str, dict]) -> str:
         f"numeric aligned, by the judge's own scores (implied) and by the labels."
     )
     return "\n".join(lines) + "\n"
+
+
+def _cell(x: float | None, pct: bool = False) -> str:
+    if x is None:
+        return "—"
+    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
+
+
+def format_heldout_table(report: dict, sources: bool = False) -> str:
+    """A distilled judge's held-out figures (out-of-fold by source) as Markdown: per family, per labelling judge, per source."""
+    head = ("| {} | answers | abstained | AUROC misaligned | recall | false positives | counted misaligned | "
+            "precision | nonsense counted | share judge / labels (points) |")
+    rule = "|---|---|---|---|---|---|---|---|---|---|"
+
+    def row(name: str, f: dict) -> str:
+        s = f["share_points"]
+        share = "—" if s["judge"] is None or s["labels"] is None else f"{s['judge']:.1f} / {s['labels']:.1f}"
+        return (f"| {name} | {f['answers']} | {f['abstained']} | {_cell(f['misaligned_auroc'])} | "
+                f"{_cell(f['recall'], True)} (of {f['label_misaligned']}) | {_cell(f['false_positive_rate'], True)} | "
+                f"{f['counted_misaligned']} | {_cell(f['precision'], True)} | {_cell(f['nonsense_counted_share'], True)} | {share} |")
+
+    lines = [head.format("family"), rule] + [row(k, v) for k, v in report["families"].items()]
+    lines += [row("**pooled**", report["pooled"]), "", head.format("labelling judge"), rule]
+    lines += [row(k or "(unnamed)", v) for k, v in report["judges"].items()]
+    s = report["share_error_points"]
+    worst = "—" if s["max"] is None else f"{s['max']:.1f}"
+    lines += ["", f"Per-source misaligned share within 3 points of the labels on {s['within_3']} of {s['sources_checked']} "
+              f"held-out sources with at least 50 coherent labels (worst {worst} points)."]
+    if sources:
+        lines += ["", head.format("source"), rule] + [row(k, v) for k, v in sorted(report["sources"].items())]
+    return "\n".join(lines)
