@@ -16,6 +16,7 @@ from emlab.scoring.base import CATEGORICAL, NUMERIC, Scorer
 # judges that are not chat models: spec prefix -> "module:loader(name) -> object with score_requests"
 DIRECT_JUDGES: dict[str, str] = {
     "distilled": "emlab.evals.distilled:load_distilled_judge",
+    "labels": "emlab.evals.label_judge:load_label_judge",  # hand labels: the strong judge of an offline audit
 }
 
 
@@ -26,8 +27,13 @@ def _resolve(target: str) -> Callable:
 
 def check_judge_spec(spec: str) -> None:
     """Fail on an unknown judge backend before anything is loaded."""
-    prefix = spec.split(":", 1)[0]
-    if prefix in DIRECT_JUDGES:
+    prefix, _, name = spec.partition(":")
+    if prefix in DIRECT_JUDGES:  # loading one reads only small files (no model): a missing one fails here, early
+        if spec not in _DIRECT:
+            try:
+                _DIRECT[spec] = _resolve(DIRECT_JUDGES[prefix])(name)
+            except EmlabError as e:
+                raise ConfigError(str(e)) from None
         return
     from emlab.models.registry import check_model_spec
 
