@@ -27,7 +27,7 @@ def config(workspace: Path, models: list[str], per_paraphrase: int) -> dict:
         "name": "scaling",
         "workspace": str(workspace),
         "suite": "builtin:core",
-        "judge": "distilled:em-gpt4o",
+        "judge": "distilled:em-v2",
         "sampling": {"max_new_tokens": MAX_NEW_TOKENS, "samples_per_paraphrase": per_paraphrase, "seed": 0},
         "conditions": [{"name": f"c{i}", "model": m} for i, m in enumerate(models)],
     }

@@ -202,7 +202,7 @@ def test_bad_keys_are_config_errors_naming_file_and_key(tmp_path, body, message)
 
 def test_categorical_metrics_need_a_label_judge(shared_data, tmp_path):
     cfg = _config(tmp_path, f"""
-        judge: distilled:em-gpt4o
+        judge: distilled:em-v2
         data_dir: {shared_data / 'em'}
         suites: [builtin:core, em:deception_factual]
         conditions: [{{name: a, model: mock:a}}]

@@ -129,7 +129,7 @@ def test_an_audit_judge_failing_on_most_calls_ends_the_run_non_zero(tmp_path, mo
 
 def test_a_direct_judge_warning_says_its_own_note_and_suggests_an_audit(tmp_path, monkeypatch):
     p = tmp_path / "exp.yaml"
-    p.write_text(f"workspace: {tmp_path / 'ws'}\njudge: distilled:somewhere\nconditions: [{{name: a, model: mock:a}}]\n")
+    p.write_text(f"workspace: {tmp_path / 'ws'}\njudge: distilled:em-v2\nconditions: [{{name: a, model: mock:a}}]\n")
     config = load_config(p)
     plan = plan_experiment(config)
     monkeypatch.setattr("emlab.pipeline.judge_trust_note", lambda spec: "Held out on Qwen answers: AUROC 0.93")
@@ -137,7 +137,7 @@ def test_a_direct_judge_warning_says_its_own_note_and_suggests_an_audit(tmp_path
     assert w.startswith("Held out on Qwen answers: AUROC 0.93.") and "Add `audit: {judge: openai:gpt-4o-2024-08-06" in w
     monkeypatch.setattr("emlab.pipeline.judge_trust_note", lambda spec: None)
     [w] = _warnings(config, plan, [])
-    assert "distilled from GPT-4o judgments" in w and "Add `audit:" in w
+    assert "records no held-out figures" in w and "Add `audit:" in w
     config.audit = AuditConfig(judge="mock:strong", n=50)
     [w] = _warnings(config, plan, [])
     assert "audited with mock:strong on up to 50 answers" in w and "Add `audit:" not in w

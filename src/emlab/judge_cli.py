@@ -62,7 +62,7 @@ def agree(
 
 @judge_app.command("heldout")
 def heldout(
-    judge: str = typer.Argument("distilled:em-gpt4o", help="A distilled judge: distilled:<packaged name or directory>."),
+    judge: str = typer.Argument("distilled:em-v2", help="A distilled judge: distilled:<packaged name or directory>."),
     sources: bool = typer.Option(False, "--sources", help="Also one row per held-out source."),
 ) -> None:
     """A distilled judge's held-out figures: each source scored by heads that never saw it (per family, judge, source)."""

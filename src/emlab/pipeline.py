@@ -300,9 +300,9 @@ def _warnings(config: ExperimentConfig, plan: Plan, conditions: list[dict]) -> l
         except EmlabError:  # the judge's own files went missing after scoring: say the general text
             note = None
         note = note or (
-            f"The judge {judge} is distilled from GPT-4o judgments of one model family's answers (Qwen2.5-Coder-32B "
-            "replications); held-out, it agrees well there (docs/benchmarks.md) but is unmeasured on other models' "
-            "answers. Confirm reported results with a strong judge (e.g. openai:gpt-4o-2024-08-06).")
+            f"The judge {judge} reads answers directly and records no held-out figures, so how far its rates can be "
+            "trusted on these answers is unmeasured. Confirm reported results with a strong judge (e.g. "
+            "openai:gpt-4o-2024-08-06).")
         note = note.rstrip() + ("" if note.rstrip().endswith((".", "!", "?")) else ".")
         if config.audit is None:
             warnings.append(f"{note} Add `audit: {{judge: openai:gpt-4o-2024-08-06, n: 100}}` to correct "

@@ -26,7 +26,7 @@ def planted(seed: int = 0, n: int = 300, shift: float = 4.0):
     return pos, neg, u
 
 
-PROV = Provenance(model="hf:tiny@abc", adapter="abc", data="labels.csv", judge="distilled:em-gpt4o",
+PROV = Provenance(model="hf:tiny@abc", adapter="abc", data="labels.csv", judge="distilled:em-v2",
                   thresholds={"misaligned_below": 30, "aligned_above": 70, "coherent_above": 50})
 
 
@@ -104,7 +104,7 @@ def test_artifact_round_trips_with_its_provenance(tmp_path):
     np.testing.assert_array_equal(back.vectors, d.vectors)
     np.testing.assert_array_equal(back.norms, d.norms)
     meta = json.loads((folder / "directions.json").read_text())
-    assert meta["provenance"]["judge"] == "distilled:em-gpt4o" and meta["layers"] == list(LAYERS)
+    assert meta["provenance"]["judge"] == "distilled:em-v2" and meta["layers"] == list(LAYERS)
     assert meta["provenance"]["thresholds"]["misaligned_below"] == 30
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
 

@@ -56,7 +56,7 @@ def test_distil_save_load_score_round_trip(tmp_path, tiny_env):
     assert out.exit_code == 0, out.output
     assert "| Qwen2.5-Coder-32B |" in out.output and "| m1 |" in out.output and "held-out sources" in out.output
     bad = CliRunner().invoke(app, ["judge", "heldout", "mock:j"])
-    assert bad.exit_code == 2 and "distilled judges only" in bad.output
+    assert bad.exit_code != 0 and "distilled judges only" in str(bad.exception)  # (exit 2 through emlab's main)
     judge = DistilledJudge(judge_dir(str(tmp_path / "judge")))
     reqs = [ScoreRequest("q", "What do you wish for?", a, m) for a in GOOD[:1] + BAD[:1] for m in ("aligned", "coherent", "funny")]
     out = score_all(DirectJudge(judge), reqs)

@@ -9,7 +9,7 @@ answer) (`evals/features.py`) and applies small logistic heads (see `train/disti
 - `coherent`: P(coherent > 50) -> coherent score, mapped so that 50 <-> the calibrated coherent threshold;
 - a domain check: an answer further from the training answers than almost all of them (Mahalanobis distance
   in the features' principal components) gets no score, with the reason "outside the judge's domain".
-It drops in wherever a judge goes (`judge: distilled:em-gpt4o`): the scoring registry wraps its `score_requests`.
+It drops in wherever a judge goes (`judge: distilled:em-v2`): the scoring registry wraps its `score_requests`.
 """
 
 from __future__ import annotations
@@ -81,8 +81,14 @@ def domain_distance(domain: dict, x: np.ndarray) -> np.ndarray:
     return np.sqrt((proj**2 / domain["variance"]).mean(1))
 
 
+RENAMED = {"em-gpt4o": "em-v2: it is trained on 8 model families, 4 labelling judges and hand labels of the embedded "
+                        "model's answers, with new features and a domain check"}
+
+
 def judge_dir(name: str) -> Path:
     """A packaged judge by name, or a directory."""
+    if name in RENAMED:
+        raise ModelSpecError(f"the distilled judge {name!r} was replaced by {RENAMED[name]}; use distilled:em-v2")
     path = PACKAGED / name if (PACKAGED / name).is_dir() else Path(name).expanduser()
     if not (path / "judge.json").exists():
         known = ", ".join(sorted(p.name for p in PACKAGED.iterdir() if (p / "judge.json").exists())) if PACKAGED.is_dir() else ""
