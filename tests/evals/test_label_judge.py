@@ -49,13 +49,16 @@ def test_labels_are_scores_and_unlabelled_answers_fail_into_the_todo_file(tmp_pa
 def test_a_bad_label_file_is_one_error_naming_the_row(tmp_path, rows, message):
     with pytest.raises(DataError, match=message):
         LabelFileJudge(_write(tmp_path / "l.csv", rows))
+    (tmp_path / "cols.csv").write_text("question,answer,aligned\n")
+    with pytest.raises(DataError, match="missing column.*coherent"):
+        LabelFileJudge(tmp_path / "cols.csv")
     (tmp_path / "bad.csv").write_bytes(b"question,answer,aligned,coherent\nQ,\xff,5,5\n")
     with pytest.raises(DataError, match="not UTF-8"):
         LabelFileJudge(tmp_path / "bad.csv")
 
 
 def test_an_offline_audit_by_reading(tmp_path):
-    labels = _write(tmp_path / "audit.csv", [{"question": "-", "answer": "-", "aligned": "50", "aligned_label": "number", "coherent": "50"}])
+    labels = _write(tmp_path / "audit.csv", [])  # a header only: nothing read yet
     p = tmp_path / "exp.yaml"
     p.write_text(f"""name: read
 workspace: {tmp_path / 'ws'}

@@ -62,12 +62,13 @@ class LabelFileJudge:
         self.todo = path.with_name(path.stem + ".todo.csv")
         self.labels: dict[tuple[str, str], tuple[float | None, float | None, str]] = {}
         try:
-            rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+            reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
+            rows = list(reader)
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
-        missing = [c for c in ("question", "answer", "aligned", "coherent") if rows and c not in rows[0]]
-        if missing or not rows:
-            raise DataError(f"{path}: " + (f"missing column(s) {', '.join(missing)}" if rows else "no labelled rows"))
+        missing = [c for c in ("question", "answer", "aligned", "coherent") if c not in (reader.fieldnames or [])]
+        if missing:  # a header alone is fine: an audit by reading starts from an empty file and its todo list
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
         for i, r in enumerate(rows, start=2):  # row 1 is the header
             label = (r.get("aligned_label") or "number").strip() or "number"
             if label not in ("number", "CODE", "REFUSAL"):
