@@ -38,6 +38,7 @@ def steps() -> list[tuple[str, list[str]]]:
         out.append(("sampling_llamacpp", [str(REFS_PY), "ref_llamacpp.py", "--gguf", str(gguf_path("smollm2-135m"))]))
     out += [
         ("judge", [py, "judge.py"]),
+        ("distilled_judge", [py, "distilled_judge.py"]),
         ("training", [py, "training.py"]),
         ("scaling", [py, "scaling.py"]),
         ("quickstart", [py, "quickstart.py"]),

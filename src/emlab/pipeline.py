@@ -466,8 +466,10 @@ def judge_failure(summary: dict, plan: Plan) -> str | None:
     calls = sum(m["answers"] for per in (audit.get("scoring") or {}).values() for m in per["metrics"].values())
     failed = sum(m["errors"] for per in (audit.get("scoring") or {}).values() for m in per["metrics"].values())
     if calls and failed > MAX_FAILED_SHARE * calls:
-        return (f"the audit judge {audit['judge']} failed on {failed} of {calls} calls ({failed / calls:.0%}); the outputs "
-                "are written with those answers left out of the audit: fix the audit judge and run again (finished "
-                "calls are kept)")
+        first = next((m["first_error"] for per in audit["scoring"].values() for m in per["metrics"].values()
+                      if m.get("first_error")), "")
+        return (f"the audit judge {audit['judge']} failed on {failed} of {calls} calls ({failed / calls:.0%}"
+                + (f"; e.g. {first}" if first else "") + "); the outputs are written with those answers left out "
+                "of the audit: fix the audit judge and run again (finished calls are kept)")
     return None
 

@@ -67,7 +67,7 @@ sampling: {{samples_per_paraphrase: 2, seed: 1}}
 audit: {{judge: 'labels:{labels}', n: 4}}
 conditions: [{{name: a, model: mock:a}}]
 """)
-    with pytest.raises(RunFailedError, match="audit judge .* failed"):
+    with pytest.raises(RunFailedError, match=r"audit judge .* failed .*e\.g\. not labelled in audit\.csv: listed in audit\.todo\.csv"):
         run_experiment(load_config(p), tmp_path / "o1")  # nothing labelled yet: the run says so, outputs kept
     todo = list(csv.DictReader(open(tmp_path / "audit.todo.csv", encoding="utf-8")))
     assert len(todo) == 4  # exactly the audited subset, to be read

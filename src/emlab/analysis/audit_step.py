@@ -128,6 +128,9 @@ def audit_summary(arms: Sequence[AuditArm], rules: Sequence[Rule], judge: str, n
             scores = [s[m] for s in a.strong.values() if m in s]
             per[m] = {"answers": len(scores), "errors": sum(bool(s.error) for s in scores),
                       "none": sum(s.value is None and not s.error for s in scores)}
+            first = next((s.error for s in scores if s.error), None)
+            if first:
+                per[m]["first_error"] = first  # what a failed call said: the one line a user needs to act on
         scoring[a.name] = {"pool": len(a.pool), "audited": [a.keys[i] for i in sorted(a.strong)], "metrics": per}
     return {"judge": judge, "n": n, "seed": seed, "metrics": sorted(audited_metrics), "rules": [r.name for r in rules],
             "conditions": conditions, "groups": out_groups, "scoring": scoring}
