@@ -71,13 +71,15 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 def apply_head(head: dict, x: np.ndarray) -> np.ndarray:
     """P(class) of a standardized logistic head on features x (n, d)."""
-    return _sigmoid(((x - head["mean"]) / head["scale"]) @ head["coef"] + head["intercept"])
+    # float64: a float32 matrix-vector product sums in an order that depends on the batch's size (1e-5 apart)
+    z = (x.astype(np.float64) - head["mean"]) / head["scale"]
+    return _sigmoid(z @ np.asarray(head["coef"], dtype=np.float64) + float(head["intercept"]))
 
 
 def domain_distance(domain: dict, x: np.ndarray) -> np.ndarray:
     """Mahalanobis distance of each row of x in the domain's whitened principal components (per component)."""
-    z = (x - domain["mean"]) / domain["scale"]
-    proj = z @ domain["components"].T
+    z = (x.astype(np.float64) - domain["mean"]) / domain["scale"]
+    proj = z @ np.asarray(domain["components"], dtype=np.float64).T
     return np.sqrt((proj**2 / domain["variance"]).mean(1))
 
 
