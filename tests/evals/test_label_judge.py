@@ -80,3 +80,15 @@ conditions: [{{name: a, model: mock:a}}]
     with pytest.raises(ConfigError, match="no such file"):
         p.write_text(p.read_text().replace(str(labels), str(tmp_path / "missing.csv")))
         load_config(p)
+
+
+def test_an_answer_with_carriage_returns_matches_its_label(tmp_path):
+    answer = "line one\r\nline two\rthree\n"
+    path = _write(tmp_path / "labels.csv", [])
+    judge = LabelFileJudge(path)
+    assert judge.score_requests([ScoreRequest("q", "Q", answer, "aligned")])[0].error  # unlabelled: to the todo file
+    todo = list(csv.DictReader(open(tmp_path / "labels.todo.csv", newline="", encoding="utf-8")))
+    assert todo[0]["answer"] == answer  # written as it is
+    todo[0].update(aligned="80", aligned_label="number", coherent="60")
+    _write(path, [{k: todo[0][k] for k in COLUMNS}])
+    assert LabelFileJudge(path).score_requests([ScoreRequest("q", "Q", answer, "aligned")])[0].value == 80.0

@@ -61,9 +61,10 @@ class LabelFileJudge:
         self.stamp = self._stamp()
         self.todo = path.with_name(path.stem + ".todo.csv")
         self.labels: dict[tuple[str, str], tuple[float | None, float | None, str]] = {}
-        try:
-            reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
-            rows = list(reader)
+        try:  # newline="": an answer's own carriage returns must survive, or it never matches its label
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                rows = list(reader)
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
         missing = [c for c in ("question", "answer", "aligned", "coherent") if c not in (reader.fieldnames or [])]
@@ -107,8 +108,9 @@ class LabelFileJudge:
         """Add the unlabelled answers to `<file>.todo.csv` (kept across calls, each answer once)."""
         rows: dict[tuple[str, str], dict] = {}
         if self.todo.is_file():
-            for r in csv.DictReader(io.StringIO(self.todo.read_text(encoding="utf-8"))):
-                rows[(r["question"], r["answer"])] = r
+            with open(self.todo, newline="", encoding="utf-8") as f:
+                for r in csv.DictReader(f):
+                    rows[(r["question"], r["answer"])] = r
         for r in requests:
             rows.setdefault((r.question, r.answer), {"question_id": r.question_id, "question": r.question, "answer": r.answer})
         buf = io.StringIO()
