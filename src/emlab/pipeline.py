@@ -385,7 +385,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
         for arm in plan.arms:
             start = time.monotonic()
             model, dataset, adapter = train_arm(arm, plan.train_data.get(arm.condition.name), workspace)
-            if adapter and not adapter["reused"] and dataset:
+            # a local run's wall time only: an OpenAI job's time is the server's queue, not this machine's rate
+            if adapter and not adapter["reused"] and dataset and adapter.get("trainer") != "openai":
                 tokens = sum(len(m["content"]) for c in plan.train_data[arm.condition.name].dataset.conversations
                              for m in c) // 4 * arm.condition.train.epochs
                 record_rate(workspace, "train_s_per_token", time.monotonic() - start, tokens)

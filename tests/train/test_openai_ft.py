@@ -215,9 +215,12 @@ def test_plan_matches_trainer_and_model(tmp_path, model, train, message):
 def test_a_run_trains_on_openai_and_samples_the_fine_tuned_model(start, tmp_path, monkeypatch):
     from emlab.models import registry
     from emlab.models.endpoints import use_endpoints
+    from emlab import estimate
     from emlab.pipeline import run_experiment
 
     monkeypatch.setattr(registry, "_LOADED", {})
+    recorded = []
+    monkeypatch.setattr(estimate, "record_rate", lambda ws, name, *a: recorded.append(name))
     monkeypatch.setenv("EMLAB_OPENAI_FT_POLL", "0.001")
     server = start()
     (tmp_path / "exp.yaml").write_text(f"""name: ft
@@ -236,6 +239,7 @@ conditions:
         (c,) = summary["conditions"]
         assert c["evaluated_model"] == "openai@fake:ft:gpt-test:emlab-fake:caps:ftjob-1"
         assert c["adapter"]["job_id"] == "ftjob-1" and c["adapter"]["reused"] is False and c["dataset"]["rows"] == 6
+        assert "train_s_per_token" not in recorded  # a job's wait on the server is not this machine's training rate
         asked = {r["model"] for r in server.get("/stats")["requests"]}
         assert asked == {"ft:gpt-test:emlab-fake:caps:ftjob-1"} and c["rates"]["pooled"]["answers"] > 0
         again = run_experiment(config, tmp_path / "out2")["conditions"][0]
