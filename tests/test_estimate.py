@@ -96,3 +96,16 @@ def test_step_bars_move_the_overall_bar_by_their_estimated_share():
         progress.advance_overall(10.0)
         assert bar.tasks[overall].completed == pytest.approx(80.0)
     assert not progress._ACTIVE
+
+
+def test_max_steps_sets_the_training_estimate(tmp_path, tiny_checkpoint):
+    def train_seconds(extra: str) -> float:
+        train = f", train: {{dataset: builtin:insecure, rows: 8, batch_size: 2, max_length: 128, epochs: 1{extra}}}"
+        folder = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        cfg = load_config(_grid(folder, f"hf:{tiny_checkpoint}", train))
+        return estimate(cfg, plan_experiment(cfg))[0].seconds["train"]
+
+    one_epoch = train_seconds("")  # 8 rows at batch 2: 4 steps
+    assert train_seconds(", max_steps: 2") == pytest.approx(one_epoch / 2)
+    assert train_seconds(", max_steps: 8") == pytest.approx(one_epoch * 2)

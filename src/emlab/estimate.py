@@ -68,7 +68,7 @@ class ArmEstimate:
     name: str
     group: str | None
     levels: dict[str, str] | None
-    adapter: str  # "cached", "to train", "shared" (trained by an earlier arm of this run) or "-" (not finetuned)
+    adapter: str  # "cached", "to train", "shared" (trained by an earlier arm of this run), "openai job" or "-"
     answers: int
     answers_cached: int | None  # None: unknown until its adapter exists
     scores: int
@@ -110,14 +110,20 @@ def estimate(config, plan) -> list[ArmEstimate]:
             base_identity, params = train_identity(arm)
             key = adapter_key(base_identity, data.dataset.content_hash, params)
             adapter = adapter_dir(Path(config.workspace), key)
-            if adapter.is_dir():
+            if c.train.trainer == "openai":  # a job on OpenAI's servers: its time is their queue, not a rate here
+                est.adapter = "openai job"
+            elif adapter.is_dir():
                 est.adapter = "cached"
             elif adapter in to_train:
                 est.adapter = "shared"
             else:
                 to_train.add(adapter)
                 est.adapter = "to train"
-                est.seconds["train"] = _tokens(data.dataset.conversations) * params.epochs * rates["train_s_per_token"]
+                tokens = _tokens(data.dataset.conversations) * params.epochs
+                if params.max_steps:  # steps replace epochs: the data repeats (or stops) as needed
+                    rows = max(len(data.dataset.conversations), 1)
+                    tokens = _tokens(data.dataset.conversations) / rows * params.max_steps * params.batch_size * params.grad_accum
+                est.seconds["train"] = tokens * rates["train_s_per_token"]
         if c.train is None or est.adapter == "cached":
             est.answers_cached = cached_sample_count(config, plan, arm, adapter)
         todo = answers - (est.answers_cached or 0)
