@@ -21,6 +21,7 @@ BACKENDS: dict[str, str] = {
     "hf": "emlab.models.hf:load_hf",
     "openai": "emlab.models.openai_api:load_openai",
     "mock": "emlab.models.mock:load_mock",
+    "vllm": "emlab.models.vllm_backend:load_vllm",  # in-process vLLM, else an emlab-managed `vllm serve`
 }
 
 # prefix -> "module:function" giving a spec's identity without loading it (backends whose loading costs time)
