@@ -149,9 +149,8 @@ def test_missing_executable_is_one_clear_line(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(vllm_backend, "vllm_importable", lambda: False)
     monkeypatch.setattr(registry, "_LOADED", {})
     monkeypatch.setenv("EMLAB_VLLM_EXECUTABLE", str(tmp_path / "no-such-vllm"))
-    spec = registry.check_model_spec("vllm:Qwen/Qwen2.5-0.5B-Instruct")  # the prefix is known
-    with pytest.raises(ModelSpecError) as info:
-        vllm_backend.check_vllm_spec(spec)
+    with pytest.raises(ModelSpecError) as info:  # when the spec is checked, before anything loads or starts
+        registry.check_model_spec("vllm:Qwen/Qwen2.5-0.5B-Instruct")
     message = str(info.value)
     assert "\n" not in message and "pip install vllm" in message and "EMLAB_VLLM_EXECUTABLE" in message
     assert "no-such-vllm" in message
@@ -184,3 +183,4 @@ def test_server_that_never_answers_times_out_and_is_stopped(fake_vllm: Path, mon
         registry.load_model("vllm:test-model")
     (started,) = entries(fake_vllm)
     assert gone(started["pid"])
+

@@ -28,6 +28,12 @@ BACKENDS: dict[str, str] = {
 IDENTITIES: dict[str, str] = {
     "embedded": "emlab.models.hf:local_identity",
     "hf": "emlab.models.hf:local_identity",
+    "vllm": "emlab.models.vllm_backend:vllm_identity",  # cached samples never start a server
+}
+
+# prefix -> "module:function(spec)" that checks a spec can run here without loading it (raises ModelSpecError)
+SPEC_CHECKS: dict[str, str] = {
+    "vllm": "emlab.models.vllm_backend:check_vllm_spec",  # vLLM importable, or an executable to serve with
 }
 
 # backends whose specs may name a declared endpoint (`openai@<endpoint>:<model>`)
@@ -64,6 +70,8 @@ def check_model_spec(text: str) -> ModelSpec:
             f"model spec {text!r}: only {', '.join(sorted(ENDPOINT_BACKENDS))} specs name an endpoint "
             f"('openai@<endpoint>:<model>'); '{spec.backend}:' models are not served over HTTP"
         )
+    if spec.backend in SPEC_CHECKS:
+        _resolve(SPEC_CHECKS[spec.backend])(spec)
     return spec
 
 
