@@ -180,6 +180,13 @@ def main() -> None:
             out.append(f"| {r['conditions']} | {r['samples_per_paraphrase']} | {r['answers']} | {r['seconds']:.1f} | "
                        f"{r['seconds'] / base['seconds']:.1f} | {r['cached_seconds']:.1f} |")
 
+    judge = load("distilled_judge")
+    if judge:
+        out += ["", f"**Offline judge** (`distilled:em-v2` on `emlab run`'s path, {judge['answers']} answers, empty cache, "
+                f"{judge['threads']} threads): {judge['s_per_answer_aligned']:.3f} s per answer for `aligned`, then "
+                f"{judge['s_per_answer_coherent_after']:.5f} s for `coherent` (target ≤ 0.1 s for both); an answer alone "
+                f"vs in the batch: max difference {judge['batch_vs_alone_max_diff']:.1e} (target ≤ 1e-6)."]
+
     out += ["", "**Peak memory** (resident, per benchmark process):", "",
             "| benchmark | peak RSS, MiB |", "|---|---:|"]
     for path in sorted(RESULTS.glob("*.json")):
