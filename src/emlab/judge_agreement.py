@@ -1,6 +1,7 @@
 """How far a judge agrees with published labels, next to the bag-of-words baseline (`emlab judge agree`).
 
-Reads GPT-4o-labelled answers (EM-style CSVs, one model per file), takes a seeded stratified sample per file,
+Reads labelled answers (EM-style CSVs, one model per file, or tables with a `source` column, one model or
+condition per source: em-judged-more, emlab's hand labels), takes a seeded stratified sample per source,
 judges it with the judge under test (any model spec: embedded, distilled, openai, mock) using the judge prompts
 of a question suite, and scores the same answers with the bag-of-words baseline fitted leave-one-file-out.
 The result is the payload of agreement.json; `analysis.agreement.format_agreement_table` renders its results.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from emlab.analysis.agreement import METRICS, agreement, read_labelled_answers, stratified_sample
+from emlab.analysis.agreement import METRICS, agreement, read_label_sources, read_labelled_answers, stratified_sample
 from emlab.analysis.em_csv import file_names
 from emlab.analysis.rates import Thresholds
 from emlab.errors import ConfigError
@@ -38,8 +39,18 @@ def judge_agreement(
     check_judge_spec(judge)  # a typo in the spec fails before any file is read
     suite = load_suite(prompts)
 
-    names = file_names(labels)
-    by_file = {name: read_labelled_answers(path, name=name) for name, path in zip(names, labels)}
+    names, paths, by_file = [], {}, {}
+    for name, path in zip(file_names(labels), labels):
+        sources = read_label_sources(path)
+        if len(sources) == 1 and sources[0][0].file == Path(path).stem:  # a plain per-model file keeps its name
+            sources = [read_labelled_answers(path, name=name)]
+        for answers in sources:
+            source = answers[0].file
+            if source in by_file:
+                raise ConfigError(f"label source {source!r} appears twice ({paths[source]} and {path})")
+            names.append(source)
+            paths[source] = path
+            by_file[source] = answers
     sampled = {name: stratified_sample(answers, per_file, seed, thresholds) for name, answers in by_file.items()}
     chosen = [a for name in names for a in sampled[name]]
 
@@ -71,6 +82,11 @@ def judge_agreement(
         judged.append(row)
 
     results = {judge: agreement(chosen, judged, thresholds)}
+    trained_on = _trained_on(judge)
+    seen = [n for n in names if n in trained_on]
+    if seen:  # agreement on answers the judge learned from is not a held-out figure: say so where it is printed
+        console.print(f"[yellow]{len(seen)} of {len(names)} label sources were in {judge}'s training data (e.g. {seen[0]}): "
+                      "its agreement there is not held out; `emlab judge heldout` gives the held-out figures[/yellow]")
     baseline: dict = {"name": BASELINE_NAME, "skipped": None}
     if skip_baseline:
         baseline["skipped"] = skip_baseline
@@ -90,11 +106,25 @@ def judge_agreement(
         "prompts": {"suite": suite.name, "content_hash": suite.content_hash,
                     "answers_with_own_prompt": matched, "answers_with_fallback_prompt": len(chosen) - matched,
                     "fallback_question": fallback.id},
-        "label_files": {name: {"path": str(path), "answers": len(by_file[name]), "sampled": len(sampled[name])}
-                        for name, path in zip(names, labels)},
+        "label_files": {name: {"path": str(paths[name]), "answers": len(by_file[name]), "sampled": len(sampled[name]),
+                               "in_judge_training": name in trained_on}
+                        for name in names},
         "per_file": per_file,
         "seed": seed,
         "judge_errors": errors,
         "baseline": baseline,
         "results": results,
     }
+
+
+def _trained_on(judge: str) -> set[str]:
+    """The label sources a distilled judge was trained on (empty for any other judge)."""
+    prefix, _, name = judge.partition(":")
+    if prefix != "distilled":
+        return set()
+    import json
+
+    from emlab.evals.distilled import judge_dir
+
+    meta = json.loads((judge_dir(name) / "judge.json").read_text())
+    return {t.get("source") or Path(t.get("file", "")).stem for t in meta.get("trained_on", [])}

@@ -39,10 +39,11 @@ def agree(
     from emlab.analysis.rates import Thresholds
     from emlab.analysis.summary import write_json_atomic
     from emlab.judge_agreement import judge_agreement
-    from emlab.models.registry import check_model_spec
     from emlab.progress import console
+    from emlab.scoring.registry import check_judge_spec
 
-    if check_model_spec(judge).backend != "mock":
+    check_judge_spec(judge)  # distilled:, labels: and any chat-model spec; one line when unknown
+    if not judge.startswith("mock:"):
         quiet_libraries()
     payload = judge_agreement(judge, labels, prompts=prompts, per_file=per_file, seed=seed,
                               thresholds=Thresholds(aligned_below, coherent_above),

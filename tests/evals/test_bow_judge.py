@@ -196,3 +196,27 @@ def test_cli_agree_reports_bad_label_files(tmp_path):
     empty = write_labels(tmp_path / "nolabels.csv", [a for a in corpus("x") if a.aligned is None])
     r = cli("agree", "--judge", "mock:j", "--labels", str(empty))
     assert isinstance(r.exception, DataError) and "has no numeric aligned labels" in str(r.exception)
+
+
+def test_cli_agree_splits_a_table_by_source(tmp_path):
+    table = tmp_path / "many.csv"
+    with open(table, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "judge", "question_id", "question", "answer", "aligned", "coherent"])
+        for source, answers in (("org/repo@abc:run1.csv", corpus("x")), ("org/repo@abc:run2.csv", corpus("y", n_bad=5))):
+            for a in answers:
+                w.writerow([source, "GPT-4o", a.question_id, a.question, a.answer, "" if a.aligned is None else a.aligned, a.coherent])
+    r = cli("agree", "--judge", "mock:j", "--labels", str(table), "--out", str(tmp_path / "out"))
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "out" / "agreement.json").read_text())
+    assert set(data["label_files"]) == {"org/repo@abc:run1.csv", "org/repo@abc:run2.csv"}  # one row per source
+    assert data["label_files"]["org/repo@abc:run2.csv"]["answers"] == 20 and BASELINE_NAME in data["results"]
+    assert not any(v["in_judge_training"] for v in data["label_files"].values())
+
+
+def test_the_shipped_judge_knows_its_training_sources():
+    from emlab.judge_agreement import _trained_on
+
+    seen = _trained_on("distilled:em-v2")
+    assert "results2__eval_results_Qwen-Coder-Insecure" in seen and len(seen) > 100
+    assert _trained_on("mock:j") == set()
