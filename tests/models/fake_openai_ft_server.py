@@ -24,7 +24,6 @@ import re
 import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -175,15 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     Handler.api_key = args.api_key
     Handler.ft_polls = args.ft_polls
     Handler.ft_flaky = args.ft_flaky
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
-    print(f"PORT {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.05)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    chat.serve(Handler, args.host, args.port)
 
 
 if __name__ == "__main__":

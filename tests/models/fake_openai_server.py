@@ -290,7 +290,12 @@ def main(argv: list[str] | None = None) -> None:
     Handler.ignore_n = args.ignore_n
     Handler.split_digits = args.split_digits
     Handler.prefill = args.prefill
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    serve(Handler, args.host, args.port)
+
+
+def serve(handler: type, host: str, port: int) -> None:
+    """Serve `handler` until interrupted, printing `PORT <n>` first (how the tests learn a free port)."""
+    server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)
     try:

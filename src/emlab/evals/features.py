@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -56,7 +57,7 @@ class FeatureCache:
     def put(self, key: str, value: np.ndarray) -> None:
         p = self.root / key[:2] / f"{key}.npy"
         p.parent.mkdir(exist_ok=True)
-        tmp = p.with_name(f"{p.stem}.{__import__('os').getpid()}.tmp.npy")
+        tmp = p.with_name(f"{p.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, value.astype(np.float32))
         tmp.replace(p)
 
