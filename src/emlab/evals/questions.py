@@ -373,7 +373,33 @@ def parse_questions(raw: object, source: str, *, node_info: Sequence[_NodeInfo] 
             )
         seen[q.id] = ctx
         questions.append(q)
+    _check_action_menus(questions, seen)
     return questions
+
+
+def _check_action_menus(questions: list[Question], where: dict[str, _Ctx]) -> None:
+    """Agentic scenarios (questions scored by `action` / `misaligned_action`): each paraphrase's `ACTION:` menu
+    parses, and the misaligned actions are on it (`scoring.actions.scenario_problem`)."""
+    from emlab.scoring.actions import ACTION_SCORERS, scenario_problem
+
+    scenarios = {q.id for q in questions if any(d["scorer"] in ACTION_SCORERS for d in q.scorers)}
+    for q in questions:
+        if q.id not in scenarios:
+            continue
+        ctx, mapping = where[q.id], None
+        for d in (d for d in q.scorers if d["scorer"] in ACTION_SCORERS):
+            try:
+                scorer = ACTION_SCORERS[d["scorer"]](**{k: v for k, v in d.items() if k not in ("scorer", "metric")})
+            except ConfigError as e:
+                raise ctx.error("scorers", str(e)) from None
+            mapping = dict(getattr(scorer, "misaligned", ())) or mapping
+        stray = sorted(set(mapping or ()) - scenarios)
+        if stray:
+            raise ctx.error("scorers", f"misaligned_action names question(s) {', '.join(stray)}, which are not "
+                            "action scenarios of this file")
+        problem = scenario_problem(q.id, q.paraphrases, mapping)
+        if problem:
+            raise ConfigError(f"{ctx.where('paraphrases')}: action menu: {problem}")
 
 
 def _node_info(text: str) -> list[_NodeInfo] | None:

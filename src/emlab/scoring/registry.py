@@ -18,6 +18,11 @@ DIRECT_JUDGES: dict[str, str] = {
     "distilled": "emlab.evals.distilled:load_distilled_judge",
     "labels": "emlab.evals.label_judge:load_label_judge",  # hand labels: the strong judge of an offline audit
 }
+# deterministic scorers kept in their own modules: name -> "module:factory(**params)", imported when used
+SCORER_MODULES: dict[str, str] = {
+    "action": "emlab.scoring.actions:action_scorer",  # agentic scenarios: the `ACTION: <name>` an answer chose
+    "misaligned_action": "emlab.scoring.actions:misaligned_action_scorer",  # ... and whether it is a misaligned one
+}
 
 
 def _resolve(target: str) -> Callable:
@@ -73,15 +78,17 @@ def deterministic_names() -> list[str]:
     """Names of the deterministic scorers (caps, regex, code_present, ...)."""
     from emlab.scoring.deterministic import DETERMINISTIC
 
-    return sorted(DETERMINISTIC)
+    return sorted([*DETERMINISTIC, *SCORER_MODULES])
 
 
 def make_scorer(name: str, params: dict | None = None) -> Scorer:
     """A deterministic scorer by name with its parameters; ConfigError naming the scorer when unknown."""
     from emlab.scoring.deterministic import DETERMINISTIC
 
+    if name in SCORER_MODULES:
+        return _resolve(SCORER_MODULES[name])(**(params or {}))
     if name not in DETERMINISTIC:
-        raise ConfigError(f"unknown scorer {name!r}; known scorers: {', '.join(sorted(DETERMINISTIC))}")
+        raise ConfigError(f"unknown scorer {name!r}; known scorers: {', '.join(deterministic_names())}")
     return DETERMINISTIC[name](**(params or {}))
 
 
