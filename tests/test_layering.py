@@ -31,8 +31,9 @@ LAYERS = {  # subpackage -> layer; a module may import its own layer and the one
 BASE_MODULES = {"errors", "hashing", "progress", "paths", "quiet", "cpu_memory", "question_ids", "atomic",
                 "store"}  # store: the SQLite cache of samples and scores, used by evals, scoring and the pipeline
 # entry points: may import anything, imported by nothing below them
-TOP_MODULES = {"pipeline", "api", "cli", "judge_cli", "__main__",
+TOP_MODULES = {"pipeline", "api", "cli", "judge_cli", "directions_cli", "__main__",
                "judge_agreement",  # `emlab judge agree`'s workflow: label files, a judge, agreement metrics
+               "direction_extraction",  # `emlab directions extract`: a run's answers through their models' activations
                "estimate",  # `emlab plan`: cache status and time left, from the plan and the pipeline's cache keys
                "config",  # the experiment schema; it names datasets, models, training params and scorers
                "plan"}  # the checked experiment plan the pipeline walks; built from config

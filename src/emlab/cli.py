@@ -23,6 +23,9 @@ app.add_typer(hacks_app, name="hacks")
 from emlab.judge_cli import judge_app  # noqa: E402  (a sub-app; imports nothing heavy)
 
 app.add_typer(judge_app, name="judge")
+from emlab.directions_cli import directions_app  # noqa: E402  (a sub-app; imports nothing heavy)
+
+app.add_typer(directions_app, name="directions")
 
 
 @app.command()
@@ -91,7 +94,7 @@ def plan_cmd(
         typer.echo(line)
     for g, members in plan.groups.items():
         typer.echo(f"group {g}: {', '.join(members)}")
-    for c in cfg.compare:
+    for c in plan.comparisons:
         typer.echo(f"compare {c.a} vs {c.b} under {c.rule}")
 
 

@@ -57,6 +57,87 @@ class TrainConfig(TrainParams):
     rows: int | None = Field(None, ge=1)  # a seeded sample of this many conversations; None = all
 
 
+def _one_or_list(v: Any) -> list:
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+class SteerConfig(_Strict):
+    """Add alpha * (the direction read at `layer`) to the residual stream at that layer while sampling.
+
+    `layer` and `alpha` may be lists: a sweep, one condition per (layer, alpha). `vector: raw` scales the
+    difference of means itself (alpha 1 moves the stream by the whole gap between the two classes' means),
+    `unit` its unit vector. `random: <seed>` uses a same-norm random direction instead (the baseline).
+    """
+
+    direction: str = Field(min_length=1)  # a name under the experiment's `directions:`
+    layer: Union[int, list[int]]
+    alpha: Union[float, list[float]]
+    vector: Literal["raw", "unit"] = "raw"
+    random: int | None = None
+
+    @field_validator("layer", "alpha")
+    @classmethod
+    def _non_empty(cls, v: Any) -> Any:
+        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+            raise ValueError(f"a sweep needs distinct values, got {v}")
+        return v
+
+
+class AblateConfig(_Strict):
+    """Project the direction read at `layer` out of the residual stream at every layer (or at `at`) while sampling."""
+
+    direction: str = Field(min_length=1)
+    layer: Union[int, list[int]]  # a list: one condition per layer's direction
+    at: Union[Literal["all"], list[int]] = "all"
+    random: int | None = None  # a same-norm random direction instead (the baseline)
+
+
+class InterventionConfig(_Strict):
+    """One eval-time intervention on a condition's model: exactly one of steer: or ablate:."""
+
+    steer: SteerConfig | None = None
+    ablate: AblateConfig | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "InterventionConfig":
+        if (self.steer is None) == (self.ablate is None):
+            raise ValueError("give exactly one of steer: or ablate:")
+        return self
+
+    def settings(self) -> list["InterventionSetting"]:
+        """The single settings of this entry: a sweep over layer and alpha gives one per combination."""
+        if self.ablate is not None:
+            a = self.ablate
+            return [InterventionSetting(kind="ablate", direction=a.direction, layer=layer, at=a.at, random=a.random)
+                    for layer in _one_or_list(a.layer)]
+        s = self.steer
+        assert s is not None
+        return [InterventionSetting(kind="steer", direction=s.direction, layer=layer, alpha=alpha, vector=s.vector,
+                                    random=s.random)
+                for layer in _one_or_list(s.layer) for alpha in _one_or_list(s.alpha)]
+
+
+class InterventionSetting(_Strict):
+    """One steering or ablation setting (a sweep expanded); part of its condition's answers' cache keys."""
+
+    kind: Literal["steer", "ablate"]
+    direction: str
+    layer: int
+    alpha: float | None = None
+    vector: Literal["raw", "unit"] = "raw"
+    at: Union[Literal["all"], list[int]] = "all"
+    random: int | None = None
+
+    def label(self) -> str:
+        """Short text for the condition's name: steer-L12-a4, ablate-L12, ablate-L12-random1."""
+        text = f"{self.kind}-{self.direction}-L{self.layer}"
+        if self.kind == "steer":
+            text += f"-a{self.alpha:g}" + ("-unit" if self.vector == "unit" else "")
+        elif self.at != "all":
+            text += "-at" + ",".join(map(str, self.at))
+        return text + (f"-random{self.random}" if self.random is not None else "")
+
+
 class ConditionConfig(_Strict):
     """One arm of the experiment: a model (maybe finetuned, on several seeds) and how it is asked at test time."""
 
@@ -70,6 +151,15 @@ class ConditionConfig(_Strict):
     trigger_position: Literal["prefix", "suffix"] = "prefix"
     trigger_separator: str = " "  # between trigger and question, as the backdoor transform writes it
     samples_per_paraphrase: int | None = Field(None, ge=1)  # overrides sampling.samples_per_paraphrase
+    # each entry adds conditions `<name>~<setting>` asked with the intervention, compared with this one
+    interventions: list[InterventionConfig] = []
+    intervention: InterventionSetting | None = None  # set on the added conditions (or by hand: no baseline added)
+
+    @model_validator(mode="after")
+    def _one_intervention_key(self) -> "ConditionConfig":
+        if self.interventions and self.intervention is not None:
+            raise ValueError("give interventions: (a baseline plus added conditions) or intervention:, not both")
+        return self
 
     @field_validator("seeds")
     @classmethod
@@ -205,8 +295,10 @@ class ExperimentConfig(_Strict):
     thresholds: ThresholdsConfig = ThresholdsConfig()
     conditions: list[ConditionConfig] = []
     grid: GridConfig | None = None  # axes x levels x seeds, expanded into more conditions and comparisons
+    directions: dict[str, str] = {}  # name -> a directions artifact folder (`emlab directions extract`)
     _source: str | None = PrivateAttr(None)  # the YAML file it was read from, for error messages
     _axes: dict[str, dict[str, str]] = PrivateAttr(default_factory=dict)  # grid condition -> its levels
+    _intervention_pairs: list[tuple[str, str]] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _expand_grid(self) -> "ExperimentConfig":
@@ -229,6 +321,35 @@ class ExperimentConfig(_Strict):
         if not self.conditions:
             raise ValueError("give conditions: (a list) or grid: (axes of levels), or both")
         return self
+
+    @model_validator(mode="after")
+    def _expand_interventions(self) -> "ExperimentConfig":
+        """Each condition's `interventions:` become conditions `<name>~<label>`, compared with it under every rule."""
+        added, pairs = [], []
+        for c in self.conditions:
+            for entry in c.interventions:
+                for setting in entry.settings():
+                    if setting.direction not in self.directions:
+                        known = ", ".join(sorted(self.directions)) or "none is declared"
+                        raise ValueError(f"condition {c.name!r}: interventions: direction {setting.direction!r} is "
+                                         f"not under directions: ({known})")
+                    name = f"{c.name}~{setting.label()}"
+                    group = f"{c.group}~{setting.label()}" if c.group else None
+                    added.append(c.model_copy(update={"name": name, "group": group, "interventions": [],
+                                                      "intervention": setting}))
+                    pairs.append((name, c.name))
+        self.conditions = list(self.conditions) + added
+        self._intervention_pairs = pairs
+        for c in self.conditions:
+            if c.intervention is not None and c.intervention.direction not in self.directions:
+                raise ValueError(f"condition {c.name!r}: intervention: direction {c.intervention.direction!r} is not "
+                                 "under directions:")
+        return self
+
+    @property
+    def intervention_pairs(self) -> list[tuple[str, str]]:
+        """(intervened condition, the condition it was added to), for the comparisons the plan adds."""
+        return list(self._intervention_pairs)
 
     @property
     def axes(self) -> dict[str, dict[str, str]]:
@@ -383,6 +504,7 @@ def _resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
                 d.source = str(base / d.source)
             elif not isinstance(d.source, str) and local(d.source.source):
                 d.source.source = str(base / d.source.source)
+    config.directions = {k: str(base / v) if local(v) else v for k, v in config.directions.items()}
     if config.data_dir and not Path(config.data_dir).is_absolute():
         config.data_dir = str(base / config.data_dir)
     return config

@@ -25,8 +25,9 @@ from emlab.config import ExperimentConfig
 from emlab.errors import ConfigError, EmlabError, RunFailedError
 from emlab.evals.sampling import Sample, sample_suite
 from emlab.models.base import SamplingParams
-from emlab.models.registry import check_model_spec, model_for_sampling, unload_model
-from emlab.plan import JUDGE, LABEL_JUDGE, Arm, Plan, TrainData, plan_experiment, sampling_params, train_identity
+from emlab.models.registry import check_model_spec, unload_model
+from emlab.plan import (JUDGE, LABEL_JUDGE, Arm, Plan, TrainData, arm_model, plan_experiment, sampling_params,
+                        train_identity)
 from emlab.progress import advance_overall, console, overall_bar, progress_bar
 from emlab.scoring.base import Score, ScoreRequest
 from emlab.scoring.cache import score_all
@@ -102,7 +103,7 @@ def sample_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store:
     for r in runs:
         params, per_paraphrase = sampling_params(config, r.arm)
         total = sum((per_paraphrase or q.samples_per_paraphrase) * len(q.paraphrases) for q in plan.suite.questions)
-        model = model_for_sampling(r.model)
+        model = arm_model(r.arm, r.model)
         start = time.monotonic()
         with progress_bar(f"sample {r.arm.name}", total, (seconds or {}).get(r.arm.name, 0.0)) as advance:
             r.samples = sample_suite(model, plan.suite, params, store, per_paraphrase, progress=advance, variant=r.arm.variant)
@@ -236,6 +237,8 @@ def arm_summary(r: ArmRun, plan: Plan, config: ExperimentConfig) -> dict:
         "name": r.arm.name, "group": r.arm.group, "model": r.arm.condition.model, "evaluated_model": r.model,
         "seed": r.arm.train_seed, "sampling_seed": r.arm.sampling_seed, "variant": r.arm.variant.as_dict(),
         "axes": config.axes.get(r.arm.condition.name),
+        "intervention": None if r.arm.intervention is None else
+        {**r.arm.condition.intervention.model_dump(), "identity": r.arm.intervention.identity},
         "dataset": r.dataset, "adapter": r.adapter,
     }
     legacy = _legacy_rates(r, thresholds, plan)
@@ -266,7 +269,7 @@ def groups_and_comparisons(runs: list[ArmRun], plan: Plan, config: ExperimentCon
                                              n_resamples=b.n_resamples, seed=b.seed)
         groups.append({"name": name, "members": members, "rules": per_rule})
     comparisons = []
-    for c in config.compare:
+    for c in plan.comparisons:
         rule = rules[c.rule]
         a_arms, b_arms = _arm_sets(c.a, runs, plan), _arm_sets(c.b, runs, plan)
         a_out = [o for a in a_arms.values() for o in outcomes_of(a, rule, plan)]
@@ -432,6 +435,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
         "grid": {"axes": config.grid_axes, "levels": config.axes} if config.grid else None,
         "config": _config_dict(config),
     })
+    if plan.interventions:
+        summary["interventions"] = plan.interventions
     if audit is not None:
         summary["audit"] = audit
     from emlab.report import write_report

@@ -8,12 +8,12 @@ comparisons. A typo anywhere is one ConfigError here, not a crash after an hour 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from emlab.analysis.rules import Rule, check_rule, misaligned_rule, parse_rule
-from emlab.config import ConditionConfig, ExperimentConfig
+from emlab.config import CompareConfig, ConditionConfig, ExperimentConfig, InterventionSetting
 from emlab.errors import ConfigError, EmlabError
 from emlab.models.base import SamplingParams
 from emlab.models.registry import check_model_spec, model_for_sampling
@@ -36,6 +36,7 @@ class Arm:
     train_seed: int | None  # None: not finetuned
     sampling_seed: int
     variant: Variant
+    intervention: Any = None  # a models.steering Steer/Ablate built from the condition's `intervention:` setting
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Plan:
     label_judge: str | None
     train_data: dict[str, TrainData] = field(default_factory=dict)  # condition name -> its built dataset
     device: str = "cpu"  # where local models load and train: 'cpu' or 'cuda:N' (config `device:` resolved)
+    comparisons: list[CompareConfig] = field(default_factory=list)  # config.compare + those interventions add
+    interventions: list[dict] = field(default_factory=list)  # intervened condition -> its baseline, for the report
 
 
 def expand_arms(config: ExperimentConfig) -> list[Arm]:
@@ -284,6 +287,10 @@ def _plan(config: ExperimentConfig) -> Plan:
     _check_audit(config, metrics, rules)
     for c in config.conditions:
         _check_model(c)
+    arms = _with_interventions(arms, config)
+    if config.intervention_pairs and metrics.get("coherent", MetricPlan("", "", "")).kind == NUMERIC \
+            and COHERENT_RULE not in {r.name for r in rules}:  # the coherence cost of each intervention
+        rules.append(parse_rule(COHERENT_RULE, f"coherent > {config.thresholds.coherent_above:g}"))
     train_data = {c.name: _train_data(c, config.data_dir) for c in config.conditions if c.train is not None}
     groups: dict[str, list[str]] = {}
     for a in arms:
@@ -294,6 +301,7 @@ def _plan(config: ExperimentConfig) -> Plan:
     if clash:
         raise ConfigError(f"group name(s) {', '.join(clash)} are also condition names; rename one")
     rule_names = [r.name for r in rules]
+    comparisons, interventions = _intervention_comparisons(config, rule_names)
     for i, c in enumerate(config.compare):
         for side in ("a", "b"):
             ref = getattr(c, side)
@@ -302,7 +310,79 @@ def _plan(config: ExperimentConfig) -> Plan:
                 raise ConfigError(f"compare[{i}].{side}: unknown condition or group {ref!r}; known: {known}")
         if c.rule not in rule_names:
             raise ConfigError(f"compare[{i}].rule: unknown rule {c.rule!r}; this run's rules: {', '.join(rule_names) or '(none)'}")
-    return Plan(arms, suite, suites, metrics, question_metrics, rules, groups, label_judge, train_data, device)
+    return Plan(arms, suite, suites, metrics, question_metrics, rules, groups, label_judge, train_data, device,
+                list(config.compare) + comparisons, interventions)
+
+
+COHERENT_RULE = "coherent_share"  # added when a config has interventions: their coherence cost
+
+
+def _with_interventions(arms: list[Arm], config: ExperimentConfig) -> list[Arm]:
+    """Arms of conditions with an `intervention:` get it built from its directions artifact (checked now)."""
+    from emlab.models.intervened import LOCAL_BACKENDS
+    from emlab.models.spec import parse_model_spec
+
+    built: dict[str, Any] = {}
+    out = []
+    for arm in arms:
+        setting = arm.condition.intervention
+        if setting is None:
+            out.append(arm)
+            continue
+        backend = parse_model_spec(arm.condition.model).backend
+        if backend not in LOCAL_BACKENDS:
+            raise ConfigError(f"conditions: {arm.condition.name!r}: an intervention needs a local model "
+                              f"({', '.join(LOCAL_BACKENDS)}), not {backend}:")
+        key = setting.model_dump_json()
+        if key not in built:
+            built[key] = build_intervention(setting, config.directions[setting.direction])
+        out.append(replace(arm, intervention=built[key]))
+    return out
+
+
+def build_intervention(setting: InterventionSetting, folder: str):
+    """The Steer or Ablate a setting names, from the direction read at its layer (or a same-norm random one)."""
+    from emlab.analysis.directions import load_directions, random_directions
+    from emlab.models.steering import Ablate, Steer
+
+    where = f"directions.{setting.direction}"
+    try:
+        directions = load_directions(folder)
+    except EmlabError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    if setting.layer not in directions.layers:
+        raise ConfigError(f"{where}: {folder} has no direction at layer {setting.layer} "
+                          f"(layers {', '.join(map(str, directions.layers))})")
+    if setting.random is not None:
+        directions = random_directions(directions, setting.random)
+    if setting.kind == "steer":
+        return Steer(setting.layer, directions.at(setting.layer, raw=setting.vector == "raw"), setting.alpha)
+    return Ablate(directions.at(setting.layer), None if setting.at == "all" else setting.at)
+
+
+def _reference(config: ExperimentConfig, name: str) -> str:
+    """What a comparison names for a condition: its seed group when it has seeds, else the condition itself."""
+    c = next(c for c in config.conditions if c.name == name)
+    return (c.group or c.name) if c.seeds else c.name
+
+
+def _intervention_comparisons(config: ExperimentConfig, rule_names: list[str]) -> tuple[list[CompareConfig], list[dict]]:
+    """Each intervened condition against its baseline under every rule, and the report's list of those pairs."""
+    comparisons, interventions, seen = [], [], set()
+    for name, base in config.intervention_pairs:
+        a, b = _reference(config, name), _reference(config, base)
+        setting = next(c.intervention for c in config.conditions if c.name == name)
+        names = {}
+        for rule in rule_names:
+            label = f"{a} vs {b} ({rule})"
+            names[rule] = label
+            if (a, b, rule) not in seen:
+                seen.add((a, b, rule))
+                comparisons.append(CompareConfig(a=a, b=b, rule=rule, name=label))
+        if not any(i["a"] == a and i["b"] == b for i in interventions):
+            interventions.append({"a": a, "b": b, "condition": name, "baseline": base,
+                                  "setting": setting.model_dump(), "comparisons": names})
+    return comparisons, interventions
 
 
 def train_identity(arm: Arm) -> tuple[str, TrainParams]:
@@ -331,13 +411,23 @@ def sampling_params(config: ExperimentConfig, arm: Arm) -> tuple[SamplingParams,
     return params, arm.condition.samples_per_paraphrase or s.samples_per_paraphrase
 
 
+def arm_model(arm: Arm, spec: str):
+    """The model an arm samples with: its spec's model, under the arm's intervention when it has one."""
+    model = model_for_sampling(spec)
+    if arm.intervention is None:
+        return model
+    from emlab.models.intervened import IntervenedModel
+
+    return IntervenedModel(model, arm.intervention)
+
+
 def cached_sample_count(config: ExperimentConfig, plan: Plan, arm: Arm, adapter: Path | None) -> int | None:
     """How many of the arm's answers the store already holds (None when its model's identity is not known yet)."""
     from emlab.evals.sampling import sample_keys
 
     spec = str(check_model_spec(arm.condition.model)) + (f"@{adapter}" if adapter is not None else "")
     try:
-        identity = model_for_sampling(spec).identity
+        identity = arm_model(arm, spec).identity
     except EmlabError:
         return None
     path = Path(config.workspace) / "emlab.sqlite"

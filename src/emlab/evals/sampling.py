@@ -5,7 +5,9 @@ depend on it), plus an eval-time `Variant`: a system prompt (an inoculation prom
 trigger added to the user turn (backdoors). The conversation as sent is part of the cache key, so variants
 never share answers. Answers are committed to the store chunk by chunk, so an interrupted run resumes; each
 answer is drawn from a seed derived from its own cache key, so a resumed, split or shared run stores exactly
-the answers an uninterrupted one would.
+the answers an uninterrupted one would. A model under an intervention (`models/intervened.py`) has its own keys
+but draws from the plain model's seeds (`seed_identity`): common random numbers, so steering by zero gives the
+very same answers and a paired difference measures the intervention, not the sampling noise.
 """
 
 from __future__ import annotations
@@ -72,13 +74,14 @@ class _Prompt:
     user: str  # the user turn as sent (with the trigger)
     n: int
     group: str  # cache key prefix
+    seed_group: str  # what each answer's seed derives from (the same as group unless the model is intervened on)
 
     def conversation(self) -> list[dict[str, str]]:
         return with_system([{"role": "user", "content": self.user}], self.system)
 
 
 def _prompts(identity: str, suite: Suite, params: SamplingParams, samples_per_paraphrase: int | None,
-             variant: Variant) -> list[_Prompt]:
+             variant: Variant, seed_identity: str | None = None) -> list[_Prompt]:
     out = []
     sampling_key = {k: v for k, v in params.as_dict().items() if k != "n"}
     for q in suite.questions:
@@ -88,7 +91,9 @@ def _prompts(identity: str, suite: Suite, params: SamplingParams, samples_per_pa
             user = variant.user_text(text)
             conv = with_system([{"role": "user", "content": user}], system)
             group = content_hash({"model": identity, "conversation": conv, "sampling": sampling_key})
-            out.append(_Prompt(q.id, p_i, system, text, user, n, group))
+            seed_group = group if seed_identity in (None, identity) else \
+                content_hash({"model": seed_identity, "conversation": conv, "sampling": sampling_key})
+            out.append(_Prompt(q.id, p_i, system, text, user, n, group, seed_group))
     return out
 
 
@@ -112,7 +117,8 @@ def sample_suite(
     Every answer is the store's: another run on the workspace may compute some of them (`share_work`), and
     where two runs wrote the same key the first one's text is kept and returned to both.
     """
-    prompts = _prompts(model.identity, suite, params, samples_per_paraphrase, variant)
+    prompts = _prompts(model.identity, suite, params, samples_per_paraphrase, variant,
+                       getattr(model, "seed_identity", None))
     slots = {f"{p.group}:{k}": (p, k) for p in prompts for k in range(p.n)}
     texts = store.get_samples(slots)
     if progress and texts:
@@ -129,7 +135,7 @@ def sample_suite(
             groups.setdefault(len(ks), []).append((p, ks))
         rows = []
         for n, asked in groups.items():
-            seeds = tuple(tuple(sample_seed(f"{p.group}:{k}") for k in ks) for p, ks in asked)
+            seeds = tuple(tuple(sample_seed(f"{p.seed_group}:{k}") for k in ks) for p, ks in asked)
             replies = model.generate(
                 [p.conversation() for p, _ in asked], replace(params, n=n, reply_seeds=seeds),
                 progress=(lambda done, m=n: progress(done * m)) if progress else None,

@@ -14,6 +14,7 @@ import yaml
 
 from emlab.report import charts
 from emlab.report.audit_tables import audit_table, audit_text
+from emlab.report.interventions import intervention_table
 from emlab.report.rule_tables import (
     comparison_methods, comparisons_table, grid_table, group_table, metric_info, metric_names, metric_table, rule_conditions_table,
     rule_family_table, rule_names, rule_per_question_table, rule_text, suites_table, variants_table,
@@ -200,6 +201,18 @@ def _comparisons(summary: dict) -> list[Block]:
         comparisons_table(summary)] + [Para(f"Method ({i}): {m}") for i, m in enumerate(comparison_methods(summary), 1)]
 
 
+def _interventions(summary: dict) -> list[Block]:
+    table = intervention_table(summary)
+    if table is None:
+        return []
+    directions = (summary.get("config") or {}).get("directions") or {}
+    return [Heading(2, "Interventions"), Para(
+        "Each steered or ablated condition against the same condition sampled without the intervention, under "
+        "every rule: the share with it, without it, and their paired difference over shared questions; "
+        "coherent_share is the intervention's coherence cost. Directions: "
+        + ("; ".join(f"{k} = {v}" for k, v in directions.items()) or "(not recorded)") + "."), table]
+
+
 def _audit(summary: dict) -> list[Block]:
     table = audit_table(summary)
     if table is None:
@@ -262,6 +275,6 @@ def build(summary: dict, samples: list[dict] | None = None) -> list[Block]:
     out += _audit(summary)
     if legacy:
         out += _legacy(summary, figure=not rules)
-    out += _grid(summary, rules) + _metrics(summary) + _scatter(summary, samples) + _groups(summary) + _comparisons(summary)
+    out += _grid(summary, rules) + _metrics(summary) + _scatter(summary, samples) + _groups(summary) + _interventions(summary) + _comparisons(summary)
     out += _answers(summary, rules) + _provenance(summary)
     return out
