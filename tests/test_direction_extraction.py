@@ -65,6 +65,20 @@ def test_rule_classes_and_their_errors(tmp_path, tiny_checkpoint):
     got = extract_from_run(tmp_path / "run", [1], kind="rules", positive="aligned < 50", negative="aligned >= 50",
                            cache_dir=tmp_path / "cache")
     assert (got.directions.n_positive, got.directions.n_negative) == (3, 3)
+    # every answer read by one given model: here a finetuned one reads the base model's answers
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(2)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_checkpoint),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(tmp_path / "adapter")
+    reader = f"hf:{tiny_checkpoint}@{tmp_path / 'adapter'}"
+    read = extract_from_run(tmp_path / "run", [1], kind="rules", positive="aligned < 50", negative="aligned >= 50",
+                            cache_dir=tmp_path / "cache", read_with=reader)
+    assert read.directions.provenance.adapter == str(tmp_path / "adapter")
+    assert not np.allclose(read.directions.vectors, got.directions.vectors)
     with pytest.raises(ConfigError, match="must not overlap"):
         extract_from_run(tmp_path / "run", [1], kind="rules", positive="aligned < 50", negative="aligned < 60")
     with pytest.raises(ConfigError, match="go with --kind rules"):

@@ -10,8 +10,8 @@ chosen conditions into two classes and returns their difference of means per lay
 - `finetuned-vs-base`: the same answers read by each condition's finetuned model and by its base model (the spec
   without the adapter): does finetuning move the stream, and along what?
 
-Activations come from the model that wrote each answer (its spec as recorded in the rows), on the conversation
-as it was sent; intervened conditions are left out unless named. Beside the direction: its in-sample and
+Activations come from the model that wrote each answer (its spec as recorded in the rows; `read_with` names one
+model for all), on the conversation as it was sent; intervened conditions are left out unless named. Beside the direction: its in-sample and
 cross-fitted AUROC per layer and those of a same-norm random direction, stored in the artifact's provenance.
 """
 
@@ -108,8 +108,8 @@ def _conversation(row: dict) -> list[dict]:
 
 
 def _activations(rows: list[dict], layers: Sequence[int], position: str, base: bool, cache_dir: Path | None,
-                 progress: Callable[[int], None] | None) -> tuple[np.ndarray, list[str]]:
-    """(len(rows), L, H) activations, each row read by its own model (or that model's base); the identities used."""
+                 progress: Callable[[int], None] | None, read_with: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """(len(rows), L, H) activations, each row read by its own model (or that model's base, or `read_with`)."""
     from emlab.evals.features import FeatureCache
     from emlab.models.activations import collect_activations
     from emlab.models.registry import load_model, unload_model
@@ -121,7 +121,7 @@ def _activations(rows: list[dict], layers: Sequence[int], position: str, base: b
     identities = []
     by_model: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
-        by_model.setdefault(r["model"], []).append(i)
+        by_model.setdefault(read_with or r["model"], []).append(i)
     for spec_text, index in by_model.items():
         spec = parse_model_spec(spec_text)
         if base:
@@ -155,9 +155,12 @@ def extract_from_run(run_dir: str | Path, layers: Sequence[int], kind: str = "mi
                      conditions: Sequence[str] | None = None, positive: str | None = None,
                      negative: str | None = None, aligned_above: float = 70.0, position: str = "answer_mean",
                      seed: int = 0, cache_dir: Path | None = None,
-                     progress: Callable[[int], ContextManager[Callable[[int], None]]] | None = None) -> Extraction:
+                     progress: Callable[[int], ContextManager[Callable[[int], None]]] | None = None,
+                     read_with: str | None = None) -> Extraction:
     """The direction `kind` asks for from a finished run's answers; errors say which input is wrong.
 
+    `read_with` (a model spec) reads every answer through that one model instead of the one that wrote it: e.g.
+    the base model reading a finetuned organism's answers (is the direction there before finetuning?).
     `progress(total)`, when given, is a context that yields `advance(k)` (e.g. `emlab.progress.progress_bar`).
     """
     if kind not in KINDS:
@@ -172,6 +175,8 @@ def extract_from_run(run_dir: str | Path, layers: Sequence[int], kind: str = "mi
         raise DataError(f"{run_dir}: the chosen conditions have no answers")
     thresholds = summary.get("thresholds") or {}
     dropped: dict = {}
+    if kind == "finetuned-vs-base" and read_with:
+        raise ConfigError("--read-with does not go with finetuned-vs-base (that kind reads with two models)")
     if kind == "finetuned-vs-base":
         unadapted = sorted({r["condition"] for r in rows if "@" not in r["model"].split(":", 1)[1]})
         if unadapted:
@@ -196,7 +201,7 @@ def extract_from_run(run_dir: str | Path, layers: Sequence[int], kind: str = "mi
     chosen = [r for r, p, n in zip(rows, pos, neg) if p or n]
     total = len(chosen) * (2 if kind == "finetuned-vs-base" else 1)
     with (progress(total) if progress else contextlib.nullcontext(None)) as advance:
-        acts, identities = _activations(chosen, layers, position, False, cache_dir, advance)
+        acts, identities = _activations(chosen, layers, position, False, cache_dir, advance, read_with)
         if kind == "finetuned-vs-base":
             base_acts, base_ids = _activations(chosen, layers, position, True, cache_dir, advance)
     if kind == "finetuned-vs-base":
@@ -205,15 +210,17 @@ def extract_from_run(run_dir: str | Path, layers: Sequence[int], kind: str = "mi
     else:
         keep_pos = np.array([p for p, n in zip(pos, neg) if p or n])
         positive_acts, negative_acts = acts[keep_pos], acts[~keep_pos]
+    used = [read_with] if read_with else [r["model"] for r in chosen]
     digest = hashlib.sha256((run_dir / "samples.jsonl").read_bytes()).hexdigest()[:16]
     provenance = Provenance(
         model=" + ".join(identities), kind=kind,
-        adapter=", ".join(sorted({r["model"].split("@", 1)[1] for r in chosen if "@" in r["model"]})) or None,
+        adapter=", ".join(sorted({m.split(":", 1)[1].split("@", 1)[1] for m in used if "@" in m.split(":", 1)[1]}))
+        or None,
         data=f"{run_dir} (samples.jsonl sha256 {digest}; conditions {', '.join(sorted(counts))})",
         judge=summary.get("judge") if kind == "misaligned-vs-aligned" else None,
         thresholds=({**thresholds, "aligned_above": aligned_above} if kind == "misaligned-vs-aligned"
                     else {"positive": positive, "negative": negative} if kind == "rules" else {}),
-        position=position, extra={"counts": counts, "dropped": dropped, "seed": seed})
+        position=position, extra={"counts": counts, "dropped": dropped, "seed": seed, "read_with": read_with})
     directions = mean_difference(positive_acts, negative_acts, layers, provenance)
     extra = {**provenance.extra, "separation": separation(directions, positive_acts, negative_acts, seed)}
     directions = replace(directions, provenance=replace(provenance, extra=extra))

@@ -56,6 +56,7 @@ def extract(
     aligned_above: float = typer.Option(70.0, "--aligned-above", help="misaligned-vs-aligned: the aligned class is aligned > this (coherent only)."),
     position: str = typer.Option("answer_mean", "--position", help="answer_mean, prompt_last, answer_last, ..."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random baseline and of the cross-fitting folds."),
+    read_with: Optional[str] = typer.Option(None, "--read-with", help="Read every answer through this model spec (default: the model that wrote it)."),
 ) -> None:
     """A difference-of-means direction per layer from a run's answers, with its separation and a random baseline."""
     from emlab.direction_extraction import extract_from_run
@@ -65,7 +66,8 @@ def extract(
 
     quiet_libraries()
     result = extract_from_run(run_dir, _layers(layers), kind, condition, positive, negative, aligned_above,
-                              position, seed, progress=lambda total: progress_bar("activations", total))
+                              position, seed, progress=lambda total: progress_bar("activations", total),
+                              read_with=read_with)
     save_directions(result.directions, out)
     write_text_atomic(out / "separation.svg", separation_svg(result.directions))
     d = result.directions
