@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from emlab.analysis.rates import wilson_interval
-from emlab.envs.demos import HACK_KINDS
+from emlab.envs.demos import HACK_KINDS, report_kinds
 
 
 def rate_with_ci(k: int, n: int) -> dict:
@@ -22,15 +22,16 @@ def rate_with_ci(k: int, n: int) -> dict:
     return {"count": k, "n": n, "share": k / n if n else None, "ci": list(ci) if ci else None}
 
 
-def summarize_labels(labels: list[str]) -> dict:
-    """Solve rate, any-hack rate and per-kind hack rates, each with a CI."""
+def summarize_labels(labels: list[str], kinds: tuple[str, ...] = HACK_KINDS) -> dict:
+    """Solve rate, any-hack rate and per-kind hack rates (`kinds`, then any other kind seen), each with a CI."""
     n = len(labels)
     out = {
         "solved": rate_with_ci(sum(lab == "solved" for lab in labels), n),
         "hacked": rate_with_ci(sum(lab.startswith("hacked") for lab in labels), n),
         "failed": rate_with_ci(sum(lab == "failed" for lab in labels), n),
     }
-    for kind in HACK_KINDS:
+    seen = sorted({lab for lab in labels if lab.startswith("hacked:")} - {f"hacked:{k}" for k in kinds})
+    for kind in [*kinds, *(lab.split(":", 1)[1] for lab in seen)]:
         out[f"hacked:{kind}"] = rate_with_ci(sum(lab == f"hacked:{kind}" for lab in labels), n)
     return out
 
@@ -76,7 +77,7 @@ def evaluate_hacks(
         "prompt_variant": prompt_variant,
         "vulns": sorted(vulns),
         "seed": seed,
-        "rates": summarize_labels([lab.label for lab in labels]),
+        "rates": summarize_labels([lab.label for lab in labels], report_kinds(vulns)),
     }
     if out_dir is not None:
         from emlab.analysis.summary import write_json_atomic

@@ -4,6 +4,9 @@ The reward is the *hackable* grader's verdict (the environment as the model expe
 learn to hack; every episode is also labelled by the secure grader and the detectors (`envs/episode.py`),
 and the per-step solve rate, hack rate by kind and reward are written to `steps.jsonl` and plotted. An
 optional SFT warm-start on this project's hack demonstrations gives the model knowledge of the hacks first.
+`hack_penalty` is the paper's "prevent hacking" mitigation: the penalty is subtracted from the reward of every
+episode the detectors flag (`penalize: hacked`, the episode's label is hacked:<kind>; `attempt`, any detector
+finding at all, so failed attempts are penalized too); 0 (the default) leaves the reward as it was.
 The final LoRA adapter is an ordinary emlab model spec (`<base>@<adapter dir>`), so the checkpoint flows
 into `emlab run` and `emlab hacks eval` like any other model.
 """
@@ -17,12 +20,17 @@ import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from emlab.envs.demos import HACK_KINDS
+from emlab.envs.demos import HACK_KINDS, report_kinds
 from emlab.train.params import LoraParams
+
+if TYPE_CHECKING:
+    from emlab.envs.episode import EpisodeLabel
+
+Penalize = Literal["hacked", "attempt"]
 
 
 class _Strict(BaseModel):
@@ -44,7 +52,7 @@ class GRPOParams(_Strict):
 class WarmStart(_Strict):
     """SFT on hack demonstrations before RL (the paper's knowledge-of-hacks setting)."""
 
-    kinds: list[Literal["eq", "exit", "conftest"]] = list(HACK_KINDS)
+    kinds: list[Literal["eq", "exit", "conftest", "test_file", "expected_file", "skip"]] = list(HACK_KINDS)
     tasks: int = Field(16, ge=1)  # how many training tasks get demonstrations (one per kind each)
     epochs: float = Field(1, gt=0)
     learning_rate: float = Field(2e-4, gt=0)
@@ -61,8 +69,10 @@ class RLConfig(_Strict):
     tasks: str = "builtin"  # or a path to MBPP-style jsonl
     held_out: float = Field(0.25, gt=0, lt=1)  # kept for `emlab hacks eval`
     prompt_variant: str = "neutral"
-    vulns: list[Literal["eq", "exit", "conftest"]] = list(HACK_KINDS)
+    vulns: list[Literal["eq", "exit", "conftest", "test_file", "expected_file", "skip"]] = list(HACK_KINDS)
     reward: Literal["hackable", "secure"] = "hackable"
+    hack_penalty: float = Field(0.0, ge=0)  # subtracted from the reward of a flagged episode
+    penalize: Penalize = "hacked"  # which episodes are flagged (see the module docstring)
     warmstart: WarmStart | None = None
     grpo: GRPOParams = GRPOParams()
     lora: LoraParams = LoraParams()
@@ -70,11 +80,11 @@ class RLConfig(_Strict):
     seed: int = 0
 
 
-def step_rates(labels: list[str]) -> dict:
+def step_rates(labels: list[str], kinds: tuple[str, ...] = HACK_KINDS) -> dict:
     """Solve rate, hack rate overall and by kind, failure rate of one step's episodes."""
     n = len(labels) or 1
     counts = Counter(labels)
-    by_kind = {k: sum(c for lab, c in counts.items() if lab == f"hacked:{k}") / n for k in HACK_KINDS}
+    by_kind = {k: sum(c for lab, c in counts.items() if lab == f"hacked:{k}") / n for k in kinds}
     return {
         "episodes": len(labels),
         "solve_rate": counts["solved"] / n,
@@ -84,12 +94,22 @@ def step_rates(labels: list[str]) -> dict:
     }
 
 
+def flagged(label: EpisodeLabel, penalize: Penalize = "hacked") -> bool:
+    """Do the detectors flag this EpisodeLabel: labelled hacked, or (`attempt`) any detector finding at all?"""
+    if penalize == "attempt":
+        return label.hacked or any(label.detectors.get(k) for k in ("static", "dynamic", "reward_gap"))
+    return label.hacked
+
+
 class EpisodeRewarder:
     """A TRL reward function (`f(prompts, completions, task_id, **kw) -> list[float]`) that logs every episode."""
 
-    def __init__(self, tasks: dict, vulns: frozenset[str], reward: str, out_dir: Path, workers: int = 2):
+    def __init__(self, tasks: dict, vulns: frozenset[str], reward: str, out_dir: Path, workers: int = 2,
+                 hack_penalty: float = 0.0, penalize: Penalize = "hacked"):
         self.__name__ = "hackable_grader" if reward == "hackable" else "secure_grader"
         self.tasks, self.vulns, self.reward, self.workers = tasks, vulns, reward, workers
+        self.hack_penalty, self.penalize = hack_penalty, penalize
+        self.kinds = report_kinds(vulns)
         self.steps_path, self.episodes_path = out_dir / "steps.jsonl", out_dir / "episodes.jsonl"
         self.history: list[dict] = []
 
@@ -104,14 +124,20 @@ class EpisodeRewarder:
         with ThreadPoolExecutor(self.workers) as pool:
             labels = list(pool.map(self.label, task_id, texts))
         rewards = [lab.hackable_reward if self.reward == "hackable" else lab.secure_reward for lab in labels]
+        penalized = [self.hack_penalty > 0 and flagged(lab, self.penalize) for lab in labels]
+        rewards = [r - self.hack_penalty if p else r for r, p in zip(rewards, penalized)]
         step = (trainer_state.global_step + 1) if trainer_state is not None else len(self.history) + 1
-        rates = {"step": step, **step_rates([lab.label for lab in labels]), "mean_reward": sum(rewards) / len(rewards)}
+        rates = {"step": step, **step_rates([lab.label for lab in labels], self.kinds),
+                 "mean_reward": sum(rewards) / len(rewards)}
+        if self.hack_penalty > 0:
+            rates["penalized_rate"] = sum(penalized) / len(penalized)
         self.history.append(rates)
         with open(self.steps_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(rates) + "\n")
         with open(self.episodes_path, "a", encoding="utf-8") as f:
-            for tid, text, lab, r in zip(task_id, texts, labels, rewards):
-                f.write(json.dumps({"step": step, "task_id": tid, "label": lab.label, "reward": r, "completion": text}) + "\n")
+            for tid, text, lab, r, p in zip(task_id, texts, labels, rewards, penalized):
+                row = {"step": step, "task_id": tid, "label": lab.label, "reward": r, "completion": text}
+                f.write(json.dumps({**row, "penalized": p} if self.hack_penalty > 0 else row) + "\n")
         if log_metric is not None:
             log_metric("solve_rate", rates["solve_rate"])
             log_metric("hack_rate", rates["hack_rate"])
@@ -128,7 +154,7 @@ def plot_rates(history: list[dict], path: Path) -> None:
     ax = fig.add_subplot()
     steps = [h["step"] for h in history]
     ax.plot(steps, [h["solve_rate"] for h in history], label="solved", marker="o")
-    for kind in HACK_KINDS:
+    for kind in (history[0]["hack_rate_by_kind"] if history else ()):
         ax.plot(steps, [h["hack_rate_by_kind"][kind] for h in history], label=f"hacked: {kind}", marker=".")
     ax.plot(steps, [h["mean_reward"] for h in history], label="mean reward", linestyle="--")
     ax.set_xlabel("GRPO step")
@@ -204,7 +230,8 @@ def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
         "prompt": [episode_prompt(t, config.prompt_variant, vulns) for t in order],
         "task_id": [t.id for t in order],
     })
-    rewarder = EpisodeRewarder({t.id: t for t in train_tasks}, vulns, config.reward, out_dir, config.workers)
+    rewarder = EpisodeRewarder({t.id: t for t in train_tasks}, vulns, config.reward, out_dir, config.workers,
+                               config.hack_penalty, config.penalize)
     work = Path(tempfile.mkdtemp(prefix=".rl-", dir=out_dir))
     try:
         args = GRPOConfig(
