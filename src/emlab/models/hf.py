@@ -1,4 +1,4 @@
-"""Local transformers backend: the embedded model and any causal LM (`hf:<hub id or path>[@<adapter dir>]`).
+"""Local transformers backend: the embedded model and any causal LM (`hf:<hub id or path>[#rev][@<adapter>[#rev]]`).
 
 Llama-family models (the embedded one included) run on emlab's own `Engine` by default: sampling in
 bfloat16 with a preallocated KV cache (`fast_sampling.py`), judging exactly in float32 with the digit tree
@@ -6,7 +6,8 @@ branching off the cached prompt (`fast_judge.py`). Other architectures, and `fas
 the tests compare against), use transformers `generate` under bf16 autocast and the single-pass tree of
 `number_tree.py`. Jobs are sorted by prompt length so batches carry little padding. Each reply draws from
 its own seed on both paths, so its text does not depend on the other replies in its batch. LoRA adapters
-are merged into the weights once at load, so sampling pays nothing for them.
+are merged into the weights once at load, so sampling pays nothing for them; a hub adapter (`@org/name`) is
+resolved to its files first (`hub.py`) and refused when its adapter_config.json names another base.
 
 Models load on the run's device (`device.py`): on the CPU as described above; on CUDA in bfloat16 through
 transformers (the engine is a CPU engine), inputs built on the model's device.
@@ -310,9 +311,12 @@ def load_kwargs(device: str) -> dict:
     return {"dtype": dtype} if device == "cpu" else {"dtype": dtype, "device_map": device}
 
 
-def load_checkpoint(path: str | Path, adapter: str | None, spec: str, device: str | None = None) -> HFChatModel:
+def load_checkpoint(
+    path: str | Path, adapter: str | None, spec: str, device: str | None = None, *, revision: str | None = None,
+    adapter_revision: str | None = None, base_hub_id: str | None = None,
+) -> HFChatModel:
     """Load a transformers checkpoint on `device` (default: the run's, see `device.py`), merge an optional LoRA
-    adapter, and wrap it."""
+    adapter (a directory or a hub adapter, checked against `base_hub_id`), and wrap it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -320,44 +324,65 @@ def load_checkpoint(path: str | Path, adapter: str | None, spec: str, device: st
 
     hf_logging.disable_progress_bar()
     device = device or current_device()
+    folder = _adapter_folder(adapter, adapter_revision, spec)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, **load_kwargs(device))
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(path, revision=revision, **load_kwargs(device))
     except OSError as e:
         raise ModelSpecError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
-    identity = checkpoint_identity(spec, adapter)
-    if adapter:
+    identity = spec.split("@")[0] + (f"@adapter:{adapter_hash(folder)}" if folder else "")
+    if folder is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        from emlab.models.hub import check_adapter_base
+
+        check_adapter_base(folder, str(adapter), base_hub_id, spec.split("@")[0])
+        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
     return HFChatModel(model, tokenizer, spec=spec, identity=identity)
 
 
-def checkpoint_identity(spec: str, adapter: str | None) -> str:
-    """What a local model's outputs depend on: the spec without its adapter path, plus the adapter's content hash."""
+def _adapter_folder(adapter: str | None, revision: str | None, spec: str) -> Path | None:
+    """The adapter's local folder (a hub adapter is resolved now), or None without one; errors name the spec."""
+    if not adapter:
+        return None
+    from emlab.models.hub import resolve_adapter
+
+    try:
+        return resolve_adapter(adapter, revision)
+    except ModelSpecError as e:
+        raise ModelSpecError(f"{e} (in model spec {spec!r})") from None
+
+
+def checkpoint_identity(spec: str, adapter: str | None, adapter_revision: str | None = None) -> str:
+    """What a local model's outputs depend on: the spec without its adapter (a pinned hub revision included), plus
+    the adapter's content hash (a hub adapter is resolved to its files for that)."""
     identity = spec.split("@")[0]
-    if adapter:
-        if not Path(adapter).is_dir():
-            raise ModelSpecError(f"adapter directory not found: {adapter} (in model spec {spec!r})")
-        identity += f"@adapter:{adapter_hash(adapter)}"
-    return identity
+    folder = _adapter_folder(adapter, adapter_revision, spec)
+    return identity + (f"@adapter:{adapter_hash(folder)}" if folder else "")
 
 
 def local_identity(spec: ModelSpec) -> str:
     """The identity `load_embedded`/`load_hf` would give, without loading any weights (for cache lookups)."""
-    return checkpoint_identity(str(spec), spec.adapter)
+    return checkpoint_identity(str(spec), spec.adapter, spec.adapter_revision)
 
 
 def load_embedded(spec: ModelSpec) -> HFChatModel:
     """`embedded:<name>[@adapter]`: the packaged model, converted once and cached on disk."""
-    from emlab.models.embedded import embedded_checkpoint
+    from emlab.models.embedded import embedded_checkpoint, upstream_id
 
-    return load_checkpoint(embedded_checkpoint(spec.name), spec.adapter, str(spec))
+    return load_checkpoint(embedded_checkpoint(spec.name), spec.adapter, str(spec), adapter_revision=spec.adapter_revision,
+                           base_hub_id=upstream_id(spec.name))
 
 
 def load_hf(spec: ModelSpec) -> HFChatModel:
-    """`hf:<hub id or path>[@adapter]`: any causal LM transformers can load (a hub id resolves only when asked)."""
+    """`hf:<hub id or path>[#revision][@adapter[#revision]]`: any causal LM transformers can load (a hub id resolves
+    only when asked)."""
+    from emlab.models.hub import hub_name_of
+
     looks_local = spec.name.startswith(("/", ".", "~")) or spec.name.count("/") > 1
     if looks_local and not Path(spec.name).expanduser().is_dir():
         raise ModelSpecError(f"model directory not found: {spec.name} (in model spec {str(spec)!r})")
-    return load_checkpoint(str(Path(spec.name).expanduser()) if looks_local else spec.name, spec.adapter, str(spec))
+    path = str(Path(spec.name).expanduser()) if looks_local else spec.name
+    # the hub id the adapter check compares with: the spec's, or the one a local checkpoint's config.json records
+    return load_checkpoint(path, spec.adapter, str(spec), revision=spec.revision,
+                           adapter_revision=spec.adapter_revision, base_hub_id=hub_name_of(path))

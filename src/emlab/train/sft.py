@@ -6,6 +6,10 @@ seed) and is written to a temporary folder first and renamed at the end, so a ki
 adapter and a re-run of the same spec reuses the finished one. The loss curve is saved beside it, and with
 `save_steps` a `checkpoint-<step>/` adapter (LoRA weights and checkpoint.json) every that many optimizer steps,
 each written to a temporary name and renamed, inside the adapter folder that is itself renamed at the end.
+
+Saved adapters name their base as the caller says (`base_name`, from `models.hub.portable_base`): adapter_config.json's
+`base_model_name_or_path` is then the hub id (its `revision` the pinned revision) rather than this machine's
+checkpoint folder, so an adapter copied to another machine or pushed to the hub says what it was trained on.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from emlab.data.conversations import Conversation
-from emlab.errors import DataError
+from emlab.errors import ConfigError, DataError
 from emlab.hashing import content_hash
 from emlab.train.params import LoraParams, TrainParams, key_fields, lora_config
 
@@ -69,10 +73,15 @@ def train_lora(
     params: TrainParams,
     adapters_dir: str | Path,
     device: str = "cpu",
+    *,
+    base_name: str | None = None,
+    base_revision: str | None = None,
 ) -> Adapter:
     """Train a LoRA adapter on `conversations` (or reuse the cached one) and return where it is.
 
-    `device`: 'cpu' or 'cuda:N', resolved by the caller (`models.device`); not part of the key.
+    `device`: 'cpu' or 'cuda:N', resolved by the caller (`models.device`); not part of the key. `base_name` and
+    `base_revision`: the portable name the adapter records for its base (`models.hub.portable_base`; default: the
+    checkpoint as given); neither is part of the key (the base identity is).
     """
     key = adapter_key(base_identity, dataset_hash, params)
     final = Path(adapters_dir) / key
@@ -83,6 +92,8 @@ def train_lora(
 
     from emlab.train.tokenize import tokenize_conversation
 
+    _check_pinned(base_checkpoint, base_identity)
+    base_name = base_name or str(base_checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(base_checkpoint)
     rows = [tokenize_conversation(tokenizer, c, params.max_length) for c in conversations]
     rows = [r for r in rows if r is not None]
@@ -96,6 +107,7 @@ def train_lora(
         out.mkdir()
 
         def save_checkpoint(model: PeftModel, point: dict) -> None:
+            name_base(model, base_name, base_revision)
             save_adapter_atomic(model, out / f"checkpoint-{point['step']}", {**point, "key": key})
 
         if params.trainer == "trl":
@@ -104,11 +116,14 @@ def train_lora(
             model, curve, steps = _train_emlab(base_checkpoint, tokenizer, rows, params, save_checkpoint, device)
         else:
             raise ValueError(f"train_lora trains LoRA adapters; trainer {params.trainer!r} is not one (see openai_ft)")
+        name_base(model, base_name, base_revision)
         model.save_pretrained(out)  # the LoRA weights only, float32 in both trainers
         (out / "loss.json").write_text(json.dumps(curve, indent=1))
         info = {
             "key": key,
             "base": base_identity,
+            "base_name": base_name,
+            "base_revision": base_revision,
             "dataset_hash": dataset_hash,
             "rows": len(rows),
             "params": params.model_dump(),
@@ -122,6 +137,25 @@ def train_lora(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return Adapter(path=final, key=key, reused=False, final_loss=info["final_loss"], steps=info["steps"])
+
+
+def _check_pinned(base_checkpoint: str | Path, base_identity: str) -> None:
+    """A base pinned to a hub revision (`hf:<id>#<rev>`) trains from that revision's folder, never from the bare id:
+    the hub's default under the pinned identity would cache the wrong adapter under its key."""
+    backend, _, rest = base_identity.partition(":")
+    _, pinned, revision = rest.split("@")[0].partition("#")
+    if backend == "hf" and pinned and not Path(base_checkpoint).is_dir():
+        raise ConfigError(
+            f"model {base_identity}: training on hub revision {revision} needs that revision's files "
+            f"(models.hub.training_checkpoint), not {base_checkpoint}"
+        )
+
+
+def name_base(model: PeftModel, name: str, revision: str | None) -> None:
+    """Record the portable base name in the adapter's config before it is saved (peft would record the local path)."""
+    for config in model.peft_config.values():
+        config.base_model_name_or_path = name
+        config.revision = revision
 
 
 def save_adapter_atomic(model: PeftModel, path: Path, info: dict) -> None:
