@@ -67,18 +67,17 @@ def train_arm(arm: Arm, data: TrainData | None, workspace: Path) -> tuple[str, d
                               workspace / "openai_jobs", label=arm.name)
         trained = f"openai{'@' + spec.endpoint if spec.endpoint else ''}:{job.model}"
         return trained, {**ds.provenance(), "manifest": data.manifest}, job.as_dict()
-    base = spec.name
-    if spec.backend == "embedded":
-        from emlab.models.embedded import embedded_checkpoint
+    from emlab.models.hub import portable_base, training_checkpoint
 
-        base = str(embedded_checkpoint(spec.name))
+    base = training_checkpoint(spec)  # a pinned hub revision trains from that revision's files
+    base_name, base_revision = portable_base(spec)  # what the adapter records as its base, on any machine
     base_identity, params = train_identity(arm)
     ds = data.dataset
     console.print(f"[bold]train[/] {arm.name} (seed {arm.train_seed}): LoRA on {ds.rows} rows of {ds.source}")
     from emlab.models.device import current_device  # the run's device, set when the plan was checked
 
     adapter = train_lora(base, base_identity, ds.conversations, ds.content_hash, params, workspace / "adapters",
-                         device=current_device())
+                         device=current_device(), base_name=base_name, base_revision=base_revision)
     if adapter.reused:
         console.print(f"  reused cached adapter {adapter.key}")
     return f"{spec}@{adapter.path}", {**ds.provenance(), "manifest": data.manifest}, adapter.as_dict()

