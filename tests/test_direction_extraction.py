@@ -55,6 +55,7 @@ def test_misaligned_minus_aligned_equals_the_plain_mean_difference_and_is_reprod
     np.testing.assert_allclose(d.raw()[0], expected, rtol=1e-4, atol=1e-5)
     sep = d.provenance.extra["separation"]["1"]
     assert sep["auroc"] == 1.0 and sep["auroc_cross_fitted"] is None  # 2 per class: too few to cross-fit
+    assert 0.5 <= sep["auroc_random_median"] <= sep["auroc_random_max"] <= 1.0  # folded: a sign is arbitrary
     assert d.provenance.judge == "mock:judge" and d.provenance.thresholds["aligned_above"] == 70.0
     again = extract_from_run(tmp_path / "run", [1], cache_dir=tmp_path / "cache")  # read from the cache
     np.testing.assert_array_equal(again.directions.vectors, d.vectors)

@@ -139,15 +139,29 @@ def _activations(rows: list[dict], layers: Sequence[int], position: str, base: b
     return np.stack(out), identities  # type: ignore[arg-type]
 
 
+RANDOM_DIRECTIONS = 20  # same-norm random directions whose separation is the baseline
+
+
 def separation(directions: Directions, positive: np.ndarray, negative: np.ndarray, seed: int = 0) -> dict:
-    """Per layer: in-sample AUROC, cross-fitted AUROC (when each class has enough answers), a random direction's."""
+    """Per layer: in-sample AUROC, cross-fitted AUROC (when each class has enough answers), and random directions'.
+
+    A random direction's sign is arbitrary, so its AUROC is folded (max(a, 1 - a)); the baseline is the median
+    and the largest over RANDOM_DIRECTIONS of them. When two classes differ in everything (one language against
+    another), random directions separate them too, and the direction's own AUROC says little by itself.
+    """
     inside = projection_auroc(directions, positive, negative)
-    rand = projection_auroc(random_directions(directions, seed), positive, negative)
+    folded: dict[int, list[float]] = {layer: [] for layer in directions.layers}
+    for k in range(RANDOM_DIRECTIONS):
+        for layer, a in projection_auroc(random_directions(directions, seed * 1000 + k), positive, negative).items():
+            if a is not None:
+                folded[layer].append(max(a, 1.0 - a))
     crossed: dict = {}
     if min(len(positive), len(negative)) >= CROSS_FIT_FOLDS:
         crossed = cross_fitted_auroc(positive, negative, directions.layers, CROSS_FIT_FOLDS, seed)
     return {str(layer): {"auroc": inside[layer], "auroc_cross_fitted": crossed.get(layer),
-                         "auroc_random": rand[layer], "norm": float(directions.norms[i])}
+                         "auroc_random_median": float(np.median(folded[layer])) if folded[layer] else None,
+                         "auroc_random_max": max(folded[layer]) if folded[layer] else None,
+                         "norm": float(directions.norms[i])}
             for i, layer in enumerate(directions.layers)}
 
 

@@ -36,10 +36,11 @@ def separation_lines(directions) -> list[str]:
     def f(x):
         return "—" if x is None else f"{x:.3f}"
 
-    lines = ["| layer | norm | AUROC | cross-fitted | random direction |", "|---:|---:|---:|---:|---:|"]
+    lines = ["| layer | norm | AUROC | cross-fitted | random directions: median | max |",
+             "|---:|---:|---:|---:|---:|---:|"]
     for layer, s in sep.items():
         lines.append(f"| {layer} | {s['norm']:.3f} | {f(s['auroc'])} | {f(s['auroc_cross_fitted'])} | "
-                     f"{f(s['auroc_random'])} |")
+                     f"{f(s.get('auroc_random_median'))} | {f(s.get('auroc_random_max'))} |")
     return lines
 
 

@@ -3,7 +3,7 @@
 - `intervention_table`: each intervened condition (steered or ablated) next to the condition it was added to,
   under every rule, with n, the paired difference and its interval (and the group difference over seeds when
   both are seed groups); the `coherent_share` rule's row is the intervention's coherence cost.
-- `separation_svg`: a direction's AUROC per layer (in-sample, cross-fitted, a same-norm random direction's).
+- `separation_svg`: a direction's AUROC per layer (in-sample, cross-fitted, same-norm random directions').
 - `cosine_svg`: cosine similarity per layer between named directions (across organisms; base vs finetuned).
 """
 
@@ -61,7 +61,7 @@ def intervention_table(summary: dict) -> Table | None:
 
 
 def separation_svg(directions: Directions, id_prefix: str = "sep-") -> str:
-    """AUROC of the projection per layer: in-sample, cross-fitted and a same-norm random direction's."""
+    """AUROC of the projection per layer: in-sample, cross-fitted and same-norm random directions' (folded)."""
     sep = directions.provenance.extra.get("separation") or {}
     layers = [int(k) for k in sep]
     with matplotlib.rc_context(_RC):
@@ -69,7 +69,8 @@ def separation_svg(directions: Directions, id_prefix: str = "sep-") -> str:
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         for key, label, style in (("auroc", "in-sample", "o-"), ("auroc_cross_fitted", "cross-fitted", "s-"),
-                                  ("auroc_random", "random direction", "x--")):
+                                  ("auroc_random_median", "random directions (median)", "x--"),
+                                  ("auroc_random_max", "random directions (max)", "x:")):
             points = [(layer, sep[str(layer)][key]) for layer in layers if sep[str(layer)].get(key) is not None]
             if points:
                 ax.plot(*zip(*points), style, label=label, markersize=5)
