@@ -55,6 +55,19 @@ class TrainConfig(TrainParams):
 
     dataset: Union[str, DatasetSpec]  # a source name/path, or a source with a chain of transforms
     rows: int | None = Field(None, ge=1)  # a seeded sample of this many conversations; None = all
+    # evaluate every checkpoint-<step>/ that save_steps writes as its own arm `<arm>@step<k>` (training dynamics);
+    # not part of the adapter's key: it changes what is evaluated, not what is trained
+    eval_checkpoints: bool = False
+
+    @model_validator(mode="after")
+    def _checkpoints_saved(self) -> "TrainConfig":
+        if self.eval_checkpoints and self.save_steps is None:
+            raise ValueError("eval_checkpoints: true needs save_steps (a checkpoint every that many optimizer steps); "
+                             "without it no checkpoint is saved to evaluate")
+        return self
+
+
+NOT_TRAINED = {"dataset", "rows", "eval_checkpoints"}  # TrainConfig keys that are not training parameters
 
 
 def _one_or_list(v: Any) -> list:
@@ -238,12 +251,53 @@ class ScorerConfig(_Strict):
 
 
 class CompareConfig(_Strict):
-    """A paired comparison of two conditions (or groups) on their shared questions, under one rule."""
+    """A paired comparison of two conditions (or groups) on their shared questions, under one rule.
+
+    With `a_family` and `b_family`, side a is read on one question family and side b on another, and questions are
+    paired by their id less the family's suffix: `{a: base, b: base, rule: complied, a_family: faking_monitored,
+    b_family: faking_unmonitored}` pairs faking_reviews_monitored with faking_reviews_unmonitored within one
+    condition (builtin:faking's compliance gap); a and b may also differ. A family's suffix is `_` plus the last
+    word of its name (faking_monitored -> `_monitored`; the official `json` family -> `_json`) unless `a_suffix` /
+    `b_suffix` declare another ('' pairs the ids as they are). Every id of the family must end with its suffix; every
+    question of the family counts, whether or not it is a main question. Groups on both sides are compared as
+    independent samples of models even when a and b are the same group (conservative).
+    """
 
     a: str
     b: str
     rule: str = "misaligned"
     name: str | None = None
+    a_family: str | None = Field(None, min_length=1)
+    b_family: str | None = Field(None, min_length=1)
+    a_suffix: str | None = None
+    b_suffix: str | None = None
+
+    @model_validator(mode="after")
+    def _both_families(self) -> "CompareConfig":
+        if (self.a_family is None) != (self.b_family is None):
+            raise ValueError("give a_family and b_family together (one question family per side), or neither")
+        for side in ("a", "b"):
+            if getattr(self, f"{side}_suffix") is not None and getattr(self, f"{side}_family") is None:
+                raise ValueError(f"{side}_suffix: only read with {side}_family")
+        return self
+
+    def by_family(self) -> bool:
+        """Whether the sides are read on question families (paired by id less suffix) rather than shared ids."""
+        return self.a_family is not None
+
+    def suffix(self, side: str) -> str:
+        """The suffix stripped from side `side`'s question ids: declared, or `_` + its family's last word."""
+        declared, family = getattr(self, f"{side}_suffix"), getattr(self, f"{side}_family")
+        assert family is not None
+        return declared if declared is not None else "_" + family.rsplit("_", 1)[-1]
+
+    def label(self) -> str:
+        """The comparison's name in outputs: given, else `a vs b` (with each side's family when it has one)."""
+        if self.name:
+            return self.name
+        if self.by_family():
+            return f"{self.a} [{self.a_family}] vs {self.b} [{self.b_family}]"
+        return f"{self.a} vs {self.b}"
 
 
 class BootstrapConfig(_Strict):

@@ -68,7 +68,8 @@ class ArmEstimate:
     name: str
     group: str | None
     levels: dict[str, str] | None
-    adapter: str  # "cached", "to train", "shared" (trained by an earlier arm of this run), "openai job" or "-"
+    # "cached", "to train", "shared" (trained by an earlier arm of this run), "openai job", "checkpoint" or "-"
+    adapter: str
     answers: int
     answers_cached: int | None  # None: unknown until its adapter exists
     scores: int
@@ -83,8 +84,12 @@ def _tokens(conversations: list) -> int:
 
 
 def estimate(config, plan) -> list[ArmEstimate]:
-    """An estimate per arm, from the plan (nothing is loaded or trained)."""
-    from emlab.plan import JUDGE, LABEL_JUDGE, adapter_dir, cached_sample_count, train_identity
+    """An estimate per arm, from the plan (nothing is loaded or trained); an arm with `train: eval_checkpoints` is
+    followed by one per checkpoint it will evaluate (those saved, or those its steps and save_steps forecast)."""
+    from dataclasses import replace
+
+    from emlab.plan import (JUDGE, LABEL_JUDGE, adapter_dir, cached_sample_count, checkpoint_arm_name,
+                            planned_checkpoints, saved_checkpoints, train_identity)
     from emlab.train.sft import adapter_key
 
     rates = load_rates(config.workspace)
@@ -103,6 +108,7 @@ def estimate(config, plan) -> list[ArmEstimate]:
                 src = plan.metrics[metric].source
                 if src in llm_scores:
                     llm_scores[src] += n
+
         est = ArmEstimate(arm.name, arm.group, config.axes.get(c.name), "-", answers, None, scores)
         adapter = None
         if c.train is not None:
@@ -126,17 +132,43 @@ def estimate(config, plan) -> list[ArmEstimate]:
                 est.seconds["train"] = tokens * rates["train_s_per_token"]
         if c.train is None or est.adapter == "cached":
             est.answers_cached = cached_sample_count(config, plan, arm, adapter)
-        todo = answers - (est.answers_cached or 0)
-        scale = config.sampling.max_new_tokens / 100
-        kind = backend_kind(c.model)
-        est.seconds["sample"] = todo * scale * rates.get(f"sample_s_per_answer:{kind}", rates["sample_s_per_answer:local"])
-        judge = config.judge.split(":", 1)[0]
-        per_score = rates["score_s:distilled"] if judge == "distilled" else rates["score_s:judge_0_100"]
-        share_todo = todo / answers if answers else 0.0  # scores of cached answers are usually cached too
-        est.seconds["score"] = share_todo * (llm_scores[JUDGE] * per_score
-                                             + llm_scores[LABEL_JUDGE] * rates["score_s:judge_labels"])
-        out.append(est)
+        out.append(_evaluation(est, config, rates, llm_scores, c.model))
+        trained = adapter is not None and est.adapter == "cached"
+        steps = planned_checkpoints(arm, plan)
+        if trained and steps:  # what training saved, in place of the forecast
+            info = _read_json(adapter / "train_info.json")
+            steps = [k for k in saved_checkpoints(adapter) if k < info.get("steps", k + 1)]
+        for step in steps:
+            name = checkpoint_arm_name(arm.name, step)
+            point = ArmEstimate(name, None, config.axes.get(c.name), "checkpoint", answers, None, scores)
+            if trained:
+                point.answers_cached = cached_sample_count(config, plan, replace(arm, name=name), adapter / f"checkpoint-{step}")
+            out.append(_evaluation(point, config, rates, llm_scores, c.model))
     return out
+
+
+def _evaluation(est: ArmEstimate, config, rates: dict[str, float], llm_scores: dict[str, int], model: str) -> ArmEstimate:
+    """The seconds of sampling and scoring the arm's answers that the store does not hold yet."""
+    from emlab.plan import JUDGE, LABEL_JUDGE
+
+    todo = est.answers - (est.answers_cached or 0)
+    scale = config.sampling.max_new_tokens / 100
+    kind = backend_kind(model)
+    est.seconds["sample"] = todo * scale * rates.get(f"sample_s_per_answer:{kind}", rates["sample_s_per_answer:local"])
+    judge = config.judge.split(":", 1)[0]
+    per_score = rates["score_s:distilled"] if judge == "distilled" else rates["score_s:judge_0_100"]
+    share_todo = todo / est.answers if est.answers else 0.0  # scores of cached answers are usually cached too
+    est.seconds["score"] = share_todo * (llm_scores[JUDGE] * per_score
+                                         + llm_scores[LABEL_JUDGE] * rates["score_s:judge_labels"])
+    return est
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from disk, {} when it is missing or damaged (an estimate only loses accuracy)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _duration(seconds: float) -> str:
@@ -149,10 +181,10 @@ def _duration(seconds: float) -> str:
 
 def format_estimate(estimates: list[ArmEstimate]) -> list[str]:
     """One line per arm and a total, for `emlab plan`."""
-    lines = [f"{'condition':<40} {'adapter':<9} {'answers (cached)':<18} {'scores':>7}  estimate"]
+    lines = [f"{'condition':<40} {'adapter':<10} {'answers (cached)':<18} {'scores':>7}  estimate"]
     for e in estimates:
         cached = "?" if e.answers_cached is None else str(e.answers_cached)
-        lines.append(f"{e.name:<40} {e.adapter:<9} {f'{e.answers} ({cached})':<18} {e.scores:>7}  {_duration(e.total())}")
+        lines.append(f"{e.name:<40} {e.adapter:<10} {f'{e.answers} ({cached})':<18} {e.scores:>7}  {_duration(e.total())}")
     total = sum(e.total() for e in estimates)
     parts = {k: sum(e.seconds.get(k, 0.0) for e in estimates) for k in ("train", "sample", "score")}
     lines.append(f"{len(estimates)} conditions; about {_duration(total)} left "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from emlab.analysis.compare import group_comparison, paired_comparison
@@ -21,12 +21,13 @@ from emlab.analysis.rates import JudgedAnswer, Thresholds, rate_table
 from emlab.analysis.rules import Rule, metric_summary, outcome, rate_breakdown
 from emlab.analysis.summary import build_summary, write_json_atomic
 from emlab.atomic import write_text_atomic
-from emlab.config import ExperimentConfig
+from emlab.config import CompareConfig, ExperimentConfig
 from emlab.errors import ConfigError, EmlabError, RunFailedError
 from emlab.evals.sampling import Sample, sample_suite
 from emlab.models.base import SamplingParams
 from emlab.models.registry import check_model_spec, unload_model
-from emlab.plan import (JUDGE, LABEL_JUDGE, Arm, Plan, TrainData, arm_model, plan_experiment, sampling_params,
+from emlab.plan import (JUDGE, LABEL_JUDGE, Arm, Plan, TrainData, arm_model, checkpoint_arm_name, checkpoint_members,
+                        evaluates_checkpoints, family_pairs, plan_experiment, sampling_params, saved_checkpoints,
                         train_identity)
 from emlab.progress import advance_overall, console, overall_bar, progress_bar
 from emlab.scoring.base import Score, ScoreRequest
@@ -48,6 +49,7 @@ class ArmRun:
     adapter: dict | None = None
     samples: list[Sample] | None = None
     scores: list[dict[str, Score]] | None = None
+    checkpoint: dict | None = None  # {"of": arm name, "step": k} for an arm that evaluates a training checkpoint
 
 
 def train_arm(arm: Arm, data: TrainData | None, workspace: Path) -> tuple[str, dict | None, dict | None]:
@@ -81,6 +83,28 @@ def train_arm(arm: Arm, data: TrainData | None, workspace: Path) -> tuple[str, d
     if adapter.reused:
         console.print(f"  reused cached adapter {adapter.key}")
     return f"{spec}@{adapter.path}", {**ds.provenance(), "manifest": data.manifest}, adapter.as_dict()
+
+
+def checkpoint_runs(r: ArmRun) -> list[ArmRun]:
+    """One arm per checkpoint-<step>/ the arm's training saved (train: eval_checkpoints), known only once it trained.
+
+    The checkpoint at the last step is the final adapter, which the arm itself evaluates. Each checkpoint is a model
+    of its own (`<base>@<adapter>/checkpoint-<k>`), so its answers are cached under its own weights' identity.
+    """
+    if not evaluates_checkpoints(r.arm) or not r.adapter or r.adapter.get("trainer") == "openai":
+        return []
+    folder = Path(r.adapter["path"])
+    base = str(check_model_spec(r.arm.condition.model))
+    out = []
+    for step in saved_checkpoints(folder):
+        if step >= r.adapter["steps"]:
+            continue
+        path = folder / f"checkpoint-{step}"
+        point = json.loads((path / "checkpoint.json").read_text(encoding="utf-8"))
+        arm = replace(r.arm, name=checkpoint_arm_name(r.arm.name, step), group=None)
+        adapter = {**r.adapter, "path": str(path), "steps": step, "final_loss": point.get("loss")}
+        out.append(ArmRun(arm, f"{base}@{path}", r.dataset, adapter, checkpoint={"of": r.arm.name, "step": step}))
+    return out
 
 
 def check_writable(folder: Path, what: str) -> None:
@@ -240,6 +264,8 @@ def arm_summary(r: ArmRun, plan: Plan, config: ExperimentConfig) -> dict:
         {**r.arm.condition.intervention.model_dump(), "identity": r.arm.intervention.identity},
         "dataset": r.dataset, "adapter": r.adapter,
     }
+    if r.checkpoint is not None:
+        entry["checkpoint"] = r.checkpoint
     legacy = _legacy_rates(r, thresholds, plan)
     if legacy is not None:
         entry["rates"] = legacy
@@ -249,8 +275,28 @@ def arm_summary(r: ArmRun, plan: Plan, config: ExperimentConfig) -> dict:
 
 
 def _arm_sets(name: str, runs: list[ArmRun], plan: Plan) -> dict[str, ArmRun]:
-    members = plan.groups.get(name) or [name]
+    members = plan.groups.get(name) or checkpoint_members(name, plan) or [name]
     return {r.arm.name: r for r in runs if r.arm.name in members}
+
+
+def _is_group(name: str, plan: Plan) -> bool:
+    """A seed group, or the checkpoints of a seed group at one step (`<group>@step<k>`)."""
+    return name in plan.groups or len(checkpoint_members(name, plan) or []) > 1
+
+
+def _paired_sides(c: CompareConfig, plan: Plan) -> tuple[list[str], dict[str, str] | None, dict[str, str] | None]:
+    """The questions a comparison pairs on, and for a by-family comparison each side's question id -> pair key."""
+    if not c.by_family():
+        return plan.suite.main_ids(), None, None
+    a_keys, b_keys = family_pairs(c, plan.suite.families(), f"compare {c.label()!r}")
+    return list(dict.fromkeys([*a_keys.values(), *b_keys.values()])), a_keys, b_keys
+
+
+def _keyed(outcomes: list[Outcome], keys: dict[str, str] | None) -> list[Outcome]:
+    """Outcomes on the side's questions with their ids replaced by the pair key (all of them without a family)."""
+    if keys is None:
+        return outcomes
+    return [replace(o, question_id=keys[o.question_id]) for o in outcomes if o.question_id in keys]
 
 
 def groups_and_comparisons(runs: list[ArmRun], plan: Plan, config: ExperimentConfig) -> tuple[list[dict], list[dict]]:
@@ -270,19 +316,66 @@ def groups_and_comparisons(runs: list[ArmRun], plan: Plan, config: ExperimentCon
     comparisons = []
     for c in plan.comparisons:
         rule = rules[c.rule]
+        ids, a_keys, b_keys = _paired_sides(c, plan)
         a_arms, b_arms = _arm_sets(c.a, runs, plan), _arm_sets(c.b, runs, plan)
-        a_out = [o for a in a_arms.values() for o in outcomes_of(a, rule, plan)]
-        b_out = [o for a in b_arms.values() for o in outcomes_of(a, rule, plan)]
-        result = paired_comparison(a_out, b_out, question_ids=main, n_resamples=b.n_resamples,
-                                   n_permutations=b.n_permutations, seed=b.seed)
-        entry = {"name": c.name or f"{c.a} vs {c.b}", "a_name": c.a, "b_name": c.b, "rule": c.rule, **result}
-        if c.a in plan.groups or c.b in plan.groups:
-            entry["group"] = group_comparison(
-                {n: outcomes_of(a, rule, plan) for n, a in a_arms.items()},
-                {n: outcomes_of(a, rule, plan) for n, a in b_arms.items()},
-                question_ids=main, min_kept_per_question=b.min_kept_per_question, n_resamples=b.n_resamples, seed=b.seed)
+        a_models = {n: _keyed(outcomes_of(a, rule, plan), a_keys) for n, a in a_arms.items()}
+        b_models = {n: _keyed(outcomes_of(a, rule, plan), b_keys) for n, a in b_arms.items()}
+        result = paired_comparison([o for v in a_models.values() for o in v], [o for v in b_models.values() for o in v],
+                                   question_ids=ids, n_resamples=b.n_resamples, n_permutations=b.n_permutations,
+                                   seed=b.seed)
+        entry = {"name": c.label(), "a_name": c.a, "b_name": c.b, "rule": c.rule, **result}
+        if a_keys is not None and b_keys is not None:  # the question pairs: key -> [a's question, b's question]
+            b_ids = {k: q for q, k in b_keys.items()}
+            entry["families"] = {"a": c.a_family, "b": c.b_family, "a_suffix": c.suffix("a"), "b_suffix": c.suffix("b"),
+                                 "pairs": {k: [q, b_ids[k]] for q, k in a_keys.items() if k in b_ids}}
+            entry["a"]["name"], entry["b"]["name"] = f"{c.a} [{c.a_family}]", f"{c.b} [{c.b_family}]"  # table columns
+        if _is_group(c.a, plan) or _is_group(c.b, plan):
+            entry["group"] = group_comparison(a_models, b_models, question_ids=ids,
+                                              min_kept_per_question=b.min_kept_per_question, n_resamples=b.n_resamples,
+                                              seed=b.seed)
         comparisons.append(entry)
     return groups, comparisons
+
+
+def checkpoint_series(runs: list[ArmRun], conditions: list[dict], plan: Plan, config: ExperimentConfig) -> dict:
+    """Every rule's pooled rate against the training step, per arm (its checkpoints, then its final adapter) and per
+    seed group (the bootstrap over models at each step): summary.json's `checkpoints`."""
+    b = config.bootstrap
+    by_name = {c["name"]: c for c in conditions}
+    arms: dict[str, list[dict]] = {}
+    steps: dict[str, dict[int, ArmRun]] = {}
+    for r in runs:
+        if r.checkpoint is not None:
+            parent, step = r.checkpoint["of"], r.checkpoint["step"]
+        elif evaluates_checkpoints(r.arm) and r.adapter and r.adapter.get("steps") is not None:
+            parent, step = r.arm.name, r.adapter["steps"]
+        else:
+            continue
+        rules = {}
+        for name, rates in by_name[r.arm.name]["rules"].items():
+            pooled = rates["pooled"]
+            rules[name] = {k: pooled[k] for k in ("share", "ci", "hits", "kept", "answers")}
+        arms.setdefault(parent, []).append({"step": step, "arm": r.arm.name, "final": r.checkpoint is None,
+                                            "adapter": (r.adapter or {}).get("path"), "rules": rules})
+        steps.setdefault(parent, {})[step] = r
+    for points in arms.values():
+        points.sort(key=lambda p: p["step"])
+    groups: dict[str, list[dict]] = {}
+    main = plan.suite.main_ids()
+    for group, members in plan.groups.items():
+        if not members or not all(m in steps for m in members):
+            continue
+        shared = sorted(set.intersection(*(set(steps[m]) for m in members)))
+        for step in shared:
+            point: dict = {"step": step, "members": [steps[m][step].arm.name for m in members],
+                           "final": all(steps[m][step].checkpoint is None for m in members), "rules": {}}
+            for rule in plan.rules:
+                models = {steps[m][step].arm.name: outcomes_of(steps[m][step], rule, plan) for m in members}
+                g = group_rate(models, question_ids=main, min_kept_per_question=b.min_kept_per_question,
+                               n_resamples=b.n_resamples, seed=b.seed)
+                point["rules"][rule.name] = {k: g.get(k) for k in ("mean", "ci", "n_models", "per_model")}
+            groups.setdefault(group, []).append(point)
+    return {"arms": arms, "groups": groups} if arms else {}
 
 
 def _warnings(config: ExperimentConfig, plan: Plan, conditions: list[dict]) -> list[str]:
@@ -394,6 +487,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
                 record_rate(workspace, "train_s_per_token", time.monotonic() - start, tokens)
             advance_overall(estimates[arm.name].seconds.get("train", 0.0))
             runs.append(ArmRun(arm, model, dataset, adapter))
+            runs += checkpoint_runs(runs[-1])  # how many there are is known only now
         store = Store(workspace / "emlab.sqlite")
         try:
             sample_arms(runs, plan, config, store, keep={config.judge, plan.label_judge or config.judge},
@@ -405,6 +499,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
 
     conditions = [arm_summary(r, plan, config) for r in runs]
     groups, comparisons = groups_and_comparisons(runs, plan, config)
+    checkpoints = checkpoint_series(runs, conditions, plan, config)
     group_warnings = [
         f"Group {g['name']}: {rule} has a rate for {r['n_models']} of {len(g['members'])} models"
         + (f" (a model needs questions with at least {config.bootstrap.min_kept_per_question} kept answers; "
@@ -436,6 +531,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
     })
     if plan.interventions:
         summary["interventions"] = plan.interventions
+    if checkpoints:
+        summary["checkpoints"] = checkpoints
     if audit is not None:
         summary["audit"] = audit
     from emlab.report import write_report

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from emlab.analysis.rules import Rule, check_rule, misaligned_rule, parse_rule
-from emlab.config import CompareConfig, ConditionConfig, ExperimentConfig, InterventionSetting
+from emlab.config import NOT_TRAINED, CompareConfig, ConditionConfig, ExperimentConfig, InterventionSetting
 from emlab.errors import ConfigError, EmlabError, ModelSpecError
 from emlab.models.base import SamplingParams
 from emlab.models.registry import check_model_spec, model_for_sampling
@@ -293,16 +293,108 @@ def _plan(config: ExperimentConfig) -> Plan:
         raise ConfigError(f"group name(s) {', '.join(clash)} are also condition names; rename one")
     rule_names = [r.name for r in rules]
     comparisons, interventions = _intervention_comparisons(config, rule_names)
+    plan = Plan(arms, suite, suites, metrics, question_metrics, rules, groups, label_judge, train_data, device,
+                list(config.compare) + comparisons, interventions)
+    checkpoints = _check_checkpoint_names(plan)
     for i, c in enumerate(config.compare):
         for side in ("a", "b"):
             ref = getattr(c, side)
-            if ref not in arm_names and ref not in groups:
+            if ref not in arm_names and ref not in groups and ref not in checkpoints:
                 known = ", ".join(sorted(arm_names | set(groups)))
-                raise ConfigError(f"compare[{i}].{side}: unknown condition or group {ref!r}; known: {known}")
+                asked = f" (checkpoint arms of this run: {', '.join(sorted(checkpoints))})" if checkpoints else ""
+                raise ConfigError(f"compare[{i}].{side}: unknown condition or group {ref!r}; known: {known}{asked}")
         if c.rule not in rule_names:
             raise ConfigError(f"compare[{i}].rule: unknown rule {c.rule!r}; this run's rules: {', '.join(rule_names) or '(none)'}")
-    return Plan(arms, suite, suites, metrics, question_metrics, rules, groups, label_judge, train_data, device,
-                list(config.compare) + comparisons, interventions)
+        if c.by_family():
+            family_pairs(c, suite.families(), f"compare[{i}]")
+    return plan
+
+
+def family_keys(families: dict[str, list[str]], family: str, suffix: str, where: str) -> dict[str, str]:
+    """Question id -> pair key (the id less `suffix`) for every question of `family`; errors name `where`."""
+    if family not in families:
+        known = ", ".join(sorted(families)) or "none: no question of these suites has a family"
+        raise ConfigError(f"{where}: unknown question family {family!r}; this run's families: {known}")
+    keys = {}
+    for qid in families[family]:
+        if not qid.endswith(suffix) or qid == suffix:
+            raise ConfigError(f"{where}: question {qid!r} of family {family!r} does not end with the suffix {suffix!r} "
+                              "that pairs it (declare the family's suffix with a_suffix / b_suffix)")
+        keys[qid] = qid[: len(qid) - len(suffix)] if suffix else qid
+    return keys
+
+
+def family_pairs(c: CompareConfig, families: dict[str, list[str]], where: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A by-family comparison's id -> pair key maps for side a and side b; ConfigError when nothing pairs."""
+    assert c.a_family is not None and c.b_family is not None
+    a = family_keys(families, c.a_family, c.suffix("a"), f"{where}.a_family")
+    b = family_keys(families, c.b_family, c.suffix("b"), f"{where}.b_family")
+    if not set(a.values()) & set(b.values()):
+        raise ConfigError(f"{where}: no question of family {c.a_family!r} (less {c.suffix('a')!r}: "
+                          f"{', '.join(a.values())}) pairs with one of family {c.b_family!r} (less {c.suffix('b')!r}: "
+                          f"{', '.join(b.values())})")
+    return a, b
+
+
+# --- checkpoint arms (train: eval_checkpoints) ---------------------------------------------------------------
+
+CHECKPOINT_TAG = "@step"
+
+
+def checkpoint_arm_name(arm_name: str, step: int) -> str:
+    """The arm that evaluates `arm_name`'s adapter as saved at optimizer step `step`."""
+    return f"{arm_name}{CHECKPOINT_TAG}{step}"
+
+
+def evaluates_checkpoints(arm: Arm) -> bool:
+    """Whether the arm's condition asks for its training checkpoints to be evaluated (train: eval_checkpoints)."""
+    return arm.condition.train is not None and arm.condition.train.eval_checkpoints
+
+
+def planned_checkpoints(arm: Arm, plan: Plan) -> list[int]:
+    """The checkpoint steps an arm will evaluate, forecast from its data and parameters (the run reads the saved ones)."""
+    if not evaluates_checkpoints(arm):
+        return []
+    _, params = train_identity(arm)
+    return params.checkpoint_steps(plan.train_data[arm.condition.name].dataset.rows)
+
+
+def saved_checkpoints(adapter: Path) -> list[int]:
+    """The steps of the complete checkpoint-<step>/ folders inside a trained adapter folder, ascending."""
+    steps = []
+    for p in adapter.glob("checkpoint-*"):
+        tail = p.name.removeprefix("checkpoint-")
+        if tail.isdigit() and (p / "checkpoint.json").is_file():
+            steps.append(int(tail))
+    return sorted(steps)
+
+
+def checkpoint_members(name: str, plan: Plan) -> list[str] | None:
+    """The checkpoint arms a compare: side names as `<arm or group>@step<k>`, or None when `name` is not one."""
+    base, tag, step = name.rpartition(CHECKPOINT_TAG)
+    if not tag or not base or not step.isdigit():
+        return None
+    arms = plan.groups.get(base) or ([base] if any(a.name == base for a in plan.arms) else [])
+    if not arms or not all(evaluates_checkpoints(a) for a in plan.arms if a.name in arms):
+        return None
+    return [checkpoint_arm_name(a, int(step)) for a in arms]
+
+
+def _check_checkpoint_names(plan: Plan) -> set[str]:
+    """The names checkpoint arms (and their seed groups) will have; ConfigError when one is taken by a condition."""
+    taken = {a.name for a in plan.arms} | set(plan.groups)
+    names: set[str] = set()
+    for arm in plan.arms:
+        for step in planned_checkpoints(arm, plan):
+            names.add(checkpoint_arm_name(arm.name, step))
+            group = checkpoint_arm_name(arm.group, step) if arm.group else None
+            if group and checkpoint_members(group, plan):  # every arm of the group evaluates its checkpoints
+                names.add(group)
+    clash = sorted(names & taken)
+    if clash:
+        raise ConfigError(f"checkpoint arm name(s) {', '.join(clash)} (train: eval_checkpoints) are also condition or "
+                          "group names; rename the condition")
+    return names
 
 
 COHERENT_RULE = "coherent_share"  # added when a config has interventions: their coherence cost
@@ -387,7 +479,7 @@ def train_identity(arm: Arm) -> tuple[str, TrainParams]:
         base_identity = f"{spec}#{checkpoint_name(spec.name)}"
     else:
         base_identity = str(spec)
-    return base_identity, TrainParams.model_validate(c.train.model_dump(exclude={"dataset", "rows"}) | {"seed": arm.train_seed})
+    return base_identity, TrainParams.model_validate(c.train.model_dump(exclude=NOT_TRAINED) | {"seed": arm.train_seed})
 
 
 def adapter_dir(workspace: Path, key: str) -> Path:

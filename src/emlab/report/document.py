@@ -14,6 +14,7 @@ import yaml
 
 from emlab.report import charts
 from emlab.report.audit_tables import audit_table, audit_text
+from emlab.report.checkpoints import checkpoint_chart_svg, checkpoint_rules, checkpoint_table, without_checkpoints
 from emlab.report.interventions import intervention_table
 from emlab.report.rule_tables import (
     comparison_methods, comparisons_table, grid_table, group_table, metric_info, metric_names, metric_table, rule_conditions_table,
@@ -213,6 +214,24 @@ def _interventions(summary: dict) -> list[Block]:
         + ("; ".join(f"{k} = {v}" for k, v in directions.items()) or "(not recorded)") + "."), table]
 
 
+def _checkpoints(summary: dict) -> list[Block]:
+    table = checkpoint_table(summary)
+    if table is None:
+        return []
+    out: list[Block] = [Heading(2, "Through training"), Para(
+        "Each checkpoint that training saved (train: eval_checkpoints) evaluated like any condition, as "
+        "<arm>@step<k>, next to the final adapter: every rule's pooled share against the optimizer step. Arms: "
+        "share [95% Wilson CI] (hits/kept); seed groups: the mean over their models at that step [95% bootstrap CI "
+        "over models]. Checkpoint arms are left out of the other sections, groups and comparisons unless a "
+        "comparison names them.")]
+    for i, rule in enumerate(checkpoint_rules(summary)):
+        out.append(Figure(lambda rule=rule, i=i: checkpoint_chart_svg(summary, rule, f"ck{i}-") or "",
+                          f"{rule} share against the training step, per arm or seed group, with 95% intervals",
+                          f"{rule}: points are shares at each saved step, bars their 95% intervals (Wilson for one "
+                          "model, bootstrap over models for a seed group); a square marks the final adapter."))
+    return out + [table]
+
+
 def _audit(summary: dict) -> list[Block]:
     table = audit_table(summary)
     if table is None:
@@ -265,6 +284,10 @@ def _provenance(summary: dict) -> list[Block]:
 
 def build(summary: dict, samples: list[dict] | None = None) -> list[Block]:
     """Every block of the report, in order; sections whose keys the summary lacks are left out."""
+    full, summary = summary, without_checkpoints(summary)  # checkpoint arms appear in their own section only
+    if summary is not full and samples is not None:
+        names = {c.get("name") for c in conditions(summary)}
+        samples = [row for row in samples if row.get("condition") in names]
     rules = rule_names(summary)
     legacy = any(c.get("rates") for c in conditions(summary)) or not rules
     out: list[Block] = [Heading(1, f"emlab report: {summary.get('title') or 'untitled'}")]
@@ -275,6 +298,7 @@ def build(summary: dict, samples: list[dict] | None = None) -> list[Block]:
     out += _audit(summary)
     if legacy:
         out += _legacy(summary, figure=not rules)
-    out += _grid(summary, rules) + _metrics(summary) + _scatter(summary, samples) + _groups(summary) + _interventions(summary) + _comparisons(summary)
+    out += _grid(summary, rules) + _metrics(summary) + _scatter(summary, samples) + _groups(summary) + _checkpoints(full)
+    out += _interventions(summary) + _comparisons(summary)
     out += _answers(summary, rules) + _provenance(summary)
     return out

@@ -101,6 +101,19 @@ class TrainParams(BaseModel):
             raise ValueError(f"report_to: logging goes through TRL's trainer; set trainer: trl (trainer is {self.trainer!r})")
         return self
 
+    def optimizer_steps(self, rows: int) -> int:
+        """Optimizer steps a run on `rows` examples takes (as `lora_loop` counts them), for plans and estimates."""
+        if self.max_steps:
+            return self.max_steps
+        batches = math.ceil(self.epochs * math.ceil(rows / self.batch_size) - 1e-9)
+        return math.ceil(batches / self.grad_accum)
+
+    def checkpoint_steps(self, rows: int) -> list[int]:
+        """The steps `save_steps` saves a checkpoint-<step>/ at, before the last step (whose adapter is the final one)."""
+        if not self.save_steps:
+            return []
+        return list(range(self.save_steps, self.optimizer_steps(rows), self.save_steps))
+
     def warmup(self, steps: int) -> int:
         """Warmup steps of a run of `steps` optimizer steps (as the HF Trainer counts them)."""
         if self.warmup_steps is not None:
