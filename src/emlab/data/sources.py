@@ -57,13 +57,16 @@ def dataset_of(source: str, conversations: list[Conversation]) -> Dataset:
 # -- loaders: (name after the prefix, spec, data_dir) -> conversations ----------------------------------------
 def _builtin(name: str, spec: SourceSpec, data_dir: str | None) -> list[Conversation]:
     from emlab.data.builtin_code import VARIANTS, generate_code_examples
+    from emlab.data.hhh import HHH_SOURCES, hhh_conversations
     from emlab.data.traits import TRAIT_DATASETS, generate_trait_examples
 
     if name in VARIANTS:
         return generate_code_examples(name)
     if name in TRAIT_DATASETS:
         return generate_trait_examples(name)
-    known = [*VARIANTS, *TRAIT_DATASETS]
+    if name in HHH_SOURCES:  # hhh-pairs: preference pairs, refused here with a pointer to data.hhh.load_pairs
+        return hhh_conversations(name)
+    known = [*VARIANTS, *TRAIT_DATASETS, *HHH_SOURCES]
     raise DataError(f"unknown builtin dataset 'builtin:{name}'; known: {', '.join('builtin:' + k for k in known)}")
 
 
