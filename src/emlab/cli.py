@@ -95,7 +95,7 @@ def plan_cmd(
     for g, members in plan.groups.items():
         typer.echo(f"group {g}: {', '.join(members)}")
     for c in plan.comparisons:
-        typer.echo(f"compare {c.a} vs {c.b} under {c.rule}")
+        typer.echo(f"compare {c.label()} under {c.rule}")
 
 
 @app.command()
