@@ -10,12 +10,18 @@ each written to a temporary name and renamed, inside the adapter folder that is 
 Saved adapters name their base as the caller says (`base_name`, from `models.hub.portable_base`): adapter_config.json's
 `base_model_name_or_path` is then the hub id (its `revision` the pinned revision) rather than this machine's
 checkpoint folder, so an adapter copied to another machine or pushed to the hub says what it was trained on.
+
+Under `accelerate launch` (several processes, `trainer: trl` only: see `emlab.train_launch`) every process trains
+and only the main one (RANK 0) writes the adapter; the others wait for its rename and return the same folder. The
+optimizer step keeps its size: batch_size * grad_accum examples in all, split over the processes
+(`per_process_batch`), so the adapter's key, which names that size, still describes what was trained.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -100,24 +106,31 @@ def train_lora(
     if not rows:
         raise DataError(f"no training example has an assistant token within max_length={params.max_length}")
 
+    world, main = processes()
+    if world > 1 and params.trainer != "trl":
+        raise ConfigError(f"trainer: {params.trainer} trains in one process; set trainer: trl to train in {world}")
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
     try:
         out = work / "adapter"
         out.mkdir()
 
-        def save_checkpoint(model: PeftModel, point: dict) -> None:
+        def save_checkpoint(model: PeftModel, point: dict, state_dict: dict | None = None) -> None:
             name_base(model, base_name, base_revision)
-            save_adapter_atomic(model, out / f"checkpoint-{point['step']}", {**point, "key": key})
+            save_adapter_atomic(model, out / f"checkpoint-{point['step']}", {**point, "key": key}, state_dict)
 
+        state_dict = None  # under FSDP: the weights gathered for the main process
         if params.trainer == "trl":
-            model, curve, steps = _train_trl(base_checkpoint, tokenizer, rows, params, work, save_checkpoint, device)
+            model, curve, steps, state_dict = _train_trl(base_checkpoint, tokenizer, rows, params, work,
+                                                         save_checkpoint, device)
         elif params.trainer == "emlab":
             model, curve, steps = _train_emlab(base_checkpoint, tokenizer, rows, params, save_checkpoint, device)
         else:
             raise ValueError(f"train_lora trains LoRA adapters; trainer {params.trainer!r} is not one (see openai_ft)")
+        if not main:  # the main process writes the adapter; this one waits for it below
+            return _wait_for(final, key)
         name_base(model, base_name, base_revision)
-        model.save_pretrained(out)  # the LoRA weights only, float32 in both trainers
+        model.save_pretrained(out, state_dict=state_dict)  # the LoRA weights only, float32 in both trainers
         (out / "loss.json").write_text(json.dumps(curve, indent=1))
         info = {
             "key": key,
@@ -131,12 +144,46 @@ def train_lora(
             "steps": steps,
             "checkpoints": sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*")),
         }
+        if world > 1:  # provenance only, not in the key: the same optimizer steps, split over processes
+            info["processes"] = world
         (out / "train_info.json").write_text(json.dumps(info, indent=1))
         _plot_loss(curve, out / "loss.png")
         os.replace(out, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if world > 1:
+        _barrier()  # the others may read the adapter now
     return Adapter(path=final, key=key, reused=False, final_loss=info["final_loss"], steps=info["steps"])
+
+
+def processes() -> tuple[int, bool]:
+    """(processes training together, whether this one is the main one), as `accelerate launch` (torchrun) sets them."""
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+
+
+def per_process_batch(params: TrainParams, world: int) -> tuple[int, int]:
+    """(per-process batch, gradient accumulation) that make one optimizer step of batch_size * grad_accum examples
+    over `world` processes, as in one process; ConfigError when that number does not split evenly."""
+    total = params.batch_size * params.grad_accum
+    if total % world:
+        raise ConfigError(f"batch_size * grad_accum = {total} examples per optimizer step do not split over {world} "
+                          "processes; make it a multiple of the number of processes")
+    batch = math.gcd(total // world, params.batch_size)
+    return batch, total // world // batch
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _wait_for(final: Path, key: str) -> Adapter:
+    """A process other than the main one: wait until the main one has renamed the adapter into place."""
+    _barrier()
+    adapter = _read_adapter(final, key)
+    return Adapter(path=adapter.path, key=key, reused=False, final_loss=adapter.final_loss, steps=adapter.steps)
 
 
 def _check_pinned(base_checkpoint: str | Path, base_identity: str) -> None:
@@ -158,11 +205,12 @@ def name_base(model: PeftModel, name: str, revision: str | None) -> None:
         config.revision = revision
 
 
-def save_adapter_atomic(model: PeftModel, path: Path, info: dict) -> None:
-    """Save the LoRA weights and `info` (checkpoint.json) into `path`, which appears whole or not at all."""
+def save_adapter_atomic(model: PeftModel, path: Path, info: dict, state_dict: dict | None = None) -> None:
+    """Save the LoRA weights (from `state_dict` when given: FSDP's gathered weights) and `info` (checkpoint.json)
+    into `path`, which appears whole or not at all."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=state_dict)
     (tmp / "checkpoint.json").write_text(json.dumps(info, indent=1))
     os.replace(tmp, path)
 
@@ -181,8 +229,12 @@ def _train_emlab(
 def _train_trl(
     base_checkpoint: str | Path, tokenizer, rows: list[TokenizedExample], params: TrainParams, work: Path, on_save,
     device: str,
-) -> tuple[PeftModel, list[dict], int]:
-    """TRL's SFTTrainer, as before our own loop: the model to save, the loss curve and the optimizer steps."""
+) -> tuple[PeftModel, list[dict], int, dict | None]:
+    """TRL's SFTTrainer, as before our own loop: the model to save, the loss curve, the optimizer steps and, under
+    FSDP, the gathered weights to save it with (None otherwise).
+
+    Under `accelerate launch` the Trainer runs data parallel (DDP, or FSDP as the accelerate config says); every
+    process returns, and the caller lets the main one save."""
     import torch
     from datasets import Dataset
     from peft import get_peft_model
@@ -202,14 +254,17 @@ def _train_trl(
     model = get_peft_model(model, lora_config(params.lora))
 
     class Checkpoints(TrainerCallback):  # emlab's checkpoint layout (LoRA weights only), not the Trainer's
-        def on_log(self, args, state, control, logs=None, **kwargs):  # after each step (logging_steps=1)
+        def on_log(self, args, state, control, logs=None, **kwargs):  # after each step (logging_steps=1), every process
             if params.save_steps and "loss" in (logs or {}) and state.global_step % params.save_steps == 0:
-                on_save(model, {"step": state.global_step, "epoch": state.epoch, "loss": logs["loss"]})
+                weights = _gathered(trainer)  # every process takes part under FSDP
+                if state.is_world_process_zero:
+                    on_save(model, {"step": state.global_step, "epoch": state.epoch, "loss": logs["loss"]}, weights)
 
+    batch, accum = per_process_batch(params, processes()[0])
     config = SFTConfig(
         output_dir=str(work / "trainer"),
-        per_device_train_batch_size=params.batch_size,
-        gradient_accumulation_steps=params.grad_accum,
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=accum,
         learning_rate=params.learning_rate,
         num_train_epochs=params.epochs,
         max_steps=params.max_steps or -1,
@@ -240,7 +295,13 @@ def _train_trl(
         for e in trainer.state.log_history
         if "loss" in e
     ]
-    return model, curve, trainer.state.global_step
+    return model, curve, trainer.state.global_step, _gathered(trainer)
+
+
+def _gathered(trainer) -> dict | None:
+    """Under FSDP, the full weights gathered for the main process (a collective: every process calls it, as the
+    Trainer's own save does); None otherwise (the model's own parameters are whole)."""
+    return trainer.accelerator.get_state_dict(trainer.model) if trainer.is_fsdp_enabled else None
 
 
 @contextlib.contextmanager
