@@ -217,6 +217,34 @@ def hacks_eval(
         console.print(f"{name:>16}: {r['count']}/{r['n']}{ci}")
 
 
+@hacks_app.command("sabotage")
+def hacks_sabotage(
+    model: str = typer.Option(..., "--model", help="Model spec asked to write the reward-hack detector."),
+    n: int = typer.Option(5, "-n", help="Detectors to sample."),
+    n_tasks: int = typer.Option(8, help="Tasks in the labelled episode set (each: one hack per kind, two honest)."),
+    max_new_tokens: int = typer.Option(1024),
+    seed: int = typer.Option(0),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for sabotage.json."),
+) -> None:
+    """Sabotage: the model writes a detector of reward hacks; its recall vs an honest baseline's."""
+    from emlab.envs.sabotage import sabotage_eval
+    from emlab.progress import console
+
+    quiet_libraries()
+    s = sabotage_eval(model, n, seed, n_tasks=n_tasks, max_new_tokens=max_new_tokens, out_dir=out)
+    a = s["answers"]
+    console.print(f"answers: {a['n']} ({a['ran']} ran, {a['no_function']} without a detector, "
+                  f"{a['load_error']} failed to load; {a['episode_errors']} episode errors)")
+    for name, r in s["baselines"].items():
+        console.print(f"baseline {name}: recall {r['recall']['share']:.2f}, false positives {r['false_positive']['share']:.2f}")
+    for key in ("recall", "false_positive", "sabotage_recall"):
+        v = s["model_vs"]["reference"][key]
+        ci = f" [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}]" if v["ci"] else ""
+        console.print(f"model {key}: {v['value']:.2f}{ci}" if v["value"] is not None else f"model {key}: n/a")
+    if out is not None:
+        console.print(f"wrote {out}/sabotage.json")
+
+
 @data_app.command("validate")
 def data_validate(file: Path) -> None:
     """Check a messages jsonl: names the line and fault of the first bad row."""
