@@ -37,7 +37,8 @@ TOP_MODULES = {"pipeline", "api", "cli", "judge_cli", "directions_cli", "__main_
                "estimate",  # `emlab plan`: cache status and time left, from the plan and the pipeline's cache keys
                "config",  # the experiment schema; it names datasets, models, training params and scorers
                "plan",  # the checked experiment plan the pipeline walks; built from config
-               "train_launch"}  # `accelerate launch -m emlab.train_launch`: the pipeline's training step, per process
+               "train_launch",  # `accelerate launch -m emlab.train_launch`: the pipeline's training step, per process
+               "stages"}  # a condition's chain of training stages: data, keys, merged bases (train + models)
 # `emlab` itself is the public facade (its `__getattr__` forwards run/load_run/compare to `api`), so it is on top;
 # reading these literals of emlab/__init__.py runs none of that, so `from emlab import __version__` is no edge
 ROOT_LITERALS = {"__version__"}

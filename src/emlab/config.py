@@ -24,8 +24,10 @@ from pydantic import (
 )
 
 from emlab.data.build import DatasetSpec
+from emlab.data.documents import DocumentMix
 from emlab.errors import ConfigError, EmlabError
 from emlab.studies.grid import GridConfig
+from emlab.train.dpo import DpoParams
 from emlab.train.params import TrainParams
 
 
@@ -68,6 +70,91 @@ class TrainConfig(TrainParams):
 
 
 NOT_TRAINED = {"dataset", "rows", "eval_checkpoints"}  # TrainConfig keys that are not training parameters
+
+STAGE_KINDS = ("cpt", "sft", "dpo")
+PAIRS_SOURCES = ("builtin:hhh-pairs",)  # named preference sets (`data.hhh.load_pairs`); anything else is a jsonl path
+
+
+def _local_trainer(params: TrainParams) -> None:
+    if params.trainer not in ("emlab", "trl"):
+        raise ValueError(f"trainer: a stage trains a local LoRA adapter (emlab or trl), not {params.trainer!r}")
+
+
+class CptStage(_Strict):
+    """Continued pretraining (`train.cpt`) on a document mix (`data.documents.DocumentMix`): hack documents diluted
+    into ordinary prose."""
+
+    documents: DocumentMix
+    train: TrainParams = TrainParams()
+
+    @field_validator("train")
+    @classmethod
+    def _local(cls, v: TrainParams) -> TrainParams:
+        _local_trainer(v)
+        return v
+
+
+class SftStage(TrainConfig):
+    """LoRA SFT on a chat dataset: the keys of a condition's `train:`."""
+
+    @model_validator(mode="after")
+    def _in_a_chain(self) -> "SftStage":
+        _local_trainer(self)
+        if self.eval_checkpoints:
+            raise ValueError("eval_checkpoints: not read in stages: (evaluate the checkpoints of a one-stage train:)")
+        return self
+
+
+class DpoStage(_Strict):
+    """LoRA DPO (`train.dpo`) on preference pairs: `builtin:hhh-pairs` or a jsonl file of {prompt, chosen, rejected}."""
+
+    pairs: str = Field(min_length=1)
+    rows: int | None = Field(None, ge=1)  # the first this many pairs; None = all
+    dpo: DpoParams = DpoParams()
+    train: TrainParams = TrainParams()
+
+    @field_validator("pairs")
+    @classmethod
+    def _known_pairs(cls, v: str) -> str:
+        scheme = v.split(":", 1)[0] if ":" in v and not Path(v).is_absolute() else None
+        if scheme is not None and v not in PAIRS_SOURCES:
+            raise ValueError(f"unknown preference pairs {v!r}; known: {', '.join(PAIRS_SOURCES)} or a jsonl file of "
+                             "{prompt, chosen, rejected} rows")
+        return v
+
+    @field_validator("train")
+    @classmethod
+    def _local(cls, v: TrainParams) -> TrainParams:
+        _local_trainer(v)
+        return v
+
+
+class StageConfig(_Strict):
+    """One training stage of a chain: exactly one of `cpt:`, `sft:` or `dpo:`."""
+
+    cpt: CptStage | None = None
+    sft: SftStage | None = None
+    dpo: DpoStage | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_known_kind(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(f"a stage is a mapping with one key ({', '.join(STAGE_KINDS)}), got {data!r}")
+        unknown = [k for k in data if k not in STAGE_KINDS]
+        if unknown:
+            raise ValueError(f"unknown stage kind {unknown[0]!r}; known: {', '.join(STAGE_KINDS)}")
+        if len(data) != 1:
+            raise ValueError(f"a stage has exactly one kind ({', '.join(STAGE_KINDS)}), got {', '.join(data) or 'none'}")
+        return data
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in STAGE_KINDS if getattr(self, k) is not None)
+
+    @property
+    def spec(self) -> Union[CptStage, SftStage, DpoStage]:
+        return getattr(self, self.kind)
 
 
 def _one_or_list(v: Any) -> list:
@@ -157,6 +244,8 @@ class ConditionConfig(_Strict):
     name: str = Field(min_length=1)
     model: str
     train: TrainConfig | None = None
+    # ordered training stages, each a LoRA adapter on the previous stages merged into the base (see `stages.py`)
+    stages: list[StageConfig] | None = Field(None, min_length=1)
     seeds: list[int] | None = Field(None, min_length=1)  # one finetuned model per seed (sampling seed when untrained)
     group: str | None = Field(None, min_length=1)  # conditions of one group are pooled by the bootstrap over models
     system: str | None = None  # system prompt added at test time (joined before a question's own system prompt)
@@ -167,6 +256,17 @@ class ConditionConfig(_Strict):
     # each entry adds conditions `<name>~<setting>` asked with the intervention, compared with this one
     interventions: list[InterventionConfig] = []
     intervention: InterventionSetting | None = None  # set on the added conditions (or by hand: no baseline added)
+
+    @model_validator(mode="after")
+    def _train_or_stages(self) -> "ConditionConfig":
+        if self.train is not None and self.stages is not None:
+            raise ValueError("give train: (one SFT step) or stages: (ordered cpt / sft / dpo steps), not both; "
+                             "to chain an SFT step with others, list it under stages: as `- sft: {...}`")
+        return self
+
+    def trains(self) -> bool:
+        """Whether the condition's model is finetuned (train: or stages:)."""
+        return self.train is not None or bool(self.stages)
 
     @model_validator(mode="after")
     def _one_intervention_key(self) -> "ConditionConfig":
@@ -547,17 +647,24 @@ def _resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
     if config.suites is not None:
         config.suites = [str(base / s) if local(s) else s for s in config.suites]
 
-    for c in config.conditions:
-        if c.train is None:
-            continue
-        d = c.train.dataset
+    def resolve_dataset(t: TrainConfig) -> None:
+        d = t.dataset
         if isinstance(d, str) and local(d):
-            c.train.dataset = str(base / d)
+            t.dataset = str(base / d)
         elif isinstance(d, DatasetSpec):
             if isinstance(d.source, str) and local(d.source):
                 d.source = str(base / d.source)
             elif not isinstance(d.source, str) and local(d.source.source):
                 d.source.source = str(base / d.source.source)
+
+    for c in config.conditions:
+        if c.train is not None:
+            resolve_dataset(c.train)
+        for stage in c.stages or []:
+            if stage.sft is not None:
+                resolve_dataset(stage.sft)
+            elif stage.dpo is not None and local(stage.dpo.pairs):
+                stage.dpo.pairs = str(base / stage.dpo.pairs)
     config.directions = {k: str(base / v) if local(v) else v for k, v in config.directions.items()}
     if config.data_dir and not Path(config.data_dir).is_absolute():
         config.data_dir = str(base / config.data_dir)

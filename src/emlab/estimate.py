@@ -68,12 +68,14 @@ class ArmEstimate:
     name: str
     group: str | None
     levels: dict[str, str] | None
-    # "cached", "to train", "shared" (trained by an earlier arm of this run), "openai job", "checkpoint" or "-"
+    # "cached", "to train", "shared" (trained by an earlier arm of this run), "openai job", "checkpoint" or "-";
+    # a chain of stages: "cached" or "<k>/<n> cached" (each stage's status in `stages`)
     adapter: str
     answers: int
     answers_cached: int | None  # None: unknown until its adapter exists
     scores: int
     seconds: dict[str, float] = field(default_factory=dict)  # train / sample / score
+    stages: list[dict] = field(default_factory=list)  # a chain's stages: kind, adapter key, status (as `adapter`)
 
     def total(self) -> float:
         return sum(self.seconds.values())
@@ -81,6 +83,42 @@ class ArmEstimate:
 
 def _tokens(conversations: list) -> int:
     return sum(len(m["content"]) for c in conversations for m in c) // 4  # ~4 characters per token
+
+
+def _train_seconds(tokens_per_pass: float, rows: int, params, rates: dict[str, float], max_length: int | None = None) -> float:
+    """Seconds to train on data of `tokens_per_pass` tokens in `rows` rows under `params` (epochs or max_steps)."""
+    tokens = tokens_per_pass * params.epochs
+    if params.max_steps:  # steps replace epochs: the data repeats (or stops) as needed
+        per_row = tokens_per_pass / max(rows, 1)
+        if max_length:
+            per_row = min(per_row, max_length)
+        tokens = per_row * params.max_steps * params.batch_size * params.grad_accum
+    return tokens * rates["train_s_per_token"]
+
+
+def _stages(est: ArmEstimate, arm, plan, workspace: Path, rates: dict[str, float], to_train: set[Path]) -> Path | None:
+    """A chain's stages: each adapter cached, shared with an earlier arm, or to train (its time counted once);
+    the last adapter's folder when every stage is cached, else None."""
+    from emlab.plan import adapter_dir, stage_chain
+
+    steps = stage_chain(arm, plan)
+    for step in steps:
+        path = adapter_dir(workspace, step.key)
+        if (path / "train_info.json").exists():
+            status = "cached"
+        elif path in to_train:
+            status = "shared"
+        else:
+            to_train.add(path)
+            status = "to train"
+            rows = step.data.rows()
+            cap = step.params.max_length if step.kind == "cpt" else None  # documents are cut into windows
+            est.seconds["train"] = est.seconds.get("train", 0.0) + _train_seconds(step.data.tokens(), rows,
+                                                                                  step.params, rates, cap)
+        est.stages.append({"stage": step.index, "kind": step.kind, "key": step.key, "status": status})
+    cached = sum(s["status"] == "cached" for s in est.stages)
+    est.adapter = "cached" if cached == len(steps) else f"{cached}/{len(steps)} cached"
+    return adapter_dir(workspace, steps[-1].key) if cached == len(steps) else None
 
 
 def estimate(config, plan) -> list[ArmEstimate]:
@@ -111,6 +149,17 @@ def estimate(config, plan) -> list[ArmEstimate]:
 
         est = ArmEstimate(arm.name, arm.group, config.axes.get(c.name), "-", answers, None, scores)
         adapter = None
+        if c.stages:
+            from emlab.plan import stage_chain
+            from emlab.stages import chain_identity
+
+            final = _stages(est, arm, plan, Path(config.workspace), rates, to_train)
+            if final is not None:
+                steps = stage_chain(arm, plan)
+                identity = chain_identity(c.model, steps, final) if len(steps) > 1 else None
+                est.answers_cached = cached_sample_count(config, plan, arm, final, identity)
+            out.append(_evaluation(est, config, rates, llm_scores, c.model))
+            continue
         if c.train is not None:
             data = plan.train_data[c.name]
             base_identity, params = train_identity(arm)
@@ -185,6 +234,8 @@ def format_estimate(estimates: list[ArmEstimate]) -> list[str]:
     for e in estimates:
         cached = "?" if e.answers_cached is None else str(e.answers_cached)
         lines.append(f"{e.name:<40} {e.adapter:<10} {f'{e.answers} ({cached})':<18} {e.scores:>7}  {_duration(e.total())}")
+        for s in e.stages:
+            lines.append(f"  stage {s['stage'] + 1} {s['kind']:<4} {s['status']:<9} adapter {s['key']}")
     total = sum(e.total() for e in estimates)
     parts = {k: sum(e.seconds.get(k, 0.0) for e in estimates) for k in ("train", "sample", "score")}
     lines.append(f"{len(estimates)} conditions; about {_duration(total)} left "

@@ -50,6 +50,8 @@ class ArmRun:
     samples: list[Sample] | None = None
     scores: list[dict[str, Score]] | None = None
     checkpoint: dict | None = None  # {"of": arm name, "step": k} for an arm that evaluates a training checkpoint
+    identity: str | None = None  # the sampled model's identity when the spec's own is not it (a chain of stages)
+    stages: list[dict] | None = None  # each training stage's record (stages:): kind, base, data, adapter
 
 
 def train_arm(arm: Arm, data: TrainData | None, workspace: Path) -> tuple[str, dict | None, dict | None]:
@@ -83,6 +85,19 @@ def train_arm(arm: Arm, data: TrainData | None, workspace: Path) -> tuple[str, d
     if adapter.reused:
         console.print(f"  reused cached adapter {adapter.key}")
     return f"{spec}@{adapter.path}", {**ds.provenance(), "manifest": data.manifest}, adapter.as_dict()
+
+
+def train_stages_arm(arm: Arm, plan: Plan, workspace: Path) -> tuple[ArmRun, int]:
+    """Train (or reuse) the arm's chain of stages (`stages:`): the run, which samples the last stage's model, and
+    about how many tokens were trained now."""
+    from emlab.models.device import current_device
+    from emlab.plan import stage_chain
+    from emlab.stages import train_chain
+
+    result = train_chain(arm.condition, stage_chain(arm, plan), workspace, current_device(), arm.name)
+    last = result.stages[-1]
+    run = ArmRun(arm, result.spec, last["data"], last["adapter"], identity=result.identity, stages=result.stages)
+    return run, result.trained_tokens
 
 
 def checkpoint_runs(r: ArmRun) -> list[ArmRun]:
@@ -126,7 +141,7 @@ def sample_arms(runs: list[ArmRun], plan: Plan, config: ExperimentConfig, store:
     for r in runs:
         params, per_paraphrase = sampling_params(config, r.arm)
         total = sum((per_paraphrase or q.samples_per_paraphrase) * len(q.paraphrases) for q in plan.suite.questions)
-        model = arm_model(r.arm, r.model)
+        model = arm_model(r.arm, r.model, r.identity)
         start = time.monotonic()
         with progress_bar(f"sample {r.arm.name}", total, (seconds or {}).get(r.arm.name, 0.0)) as advance:
             r.samples = sample_suite(model, plan.suite, params, store, per_paraphrase, progress=advance, variant=r.arm.variant)
@@ -266,6 +281,8 @@ def arm_summary(r: ArmRun, plan: Plan, config: ExperimentConfig) -> dict:
     }
     if r.checkpoint is not None:
         entry["checkpoint"] = r.checkpoint
+    if r.stages is not None:
+        entry["stages"] = r.stages
     legacy = _legacy_rates(r, thresholds, plan)
     if legacy is not None:
         entry["rates"] = legacy
@@ -479,6 +496,12 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
         runs = []
         for arm in plan.arms:
             start = time.monotonic()
+            if arm.condition.stages:
+                run, tokens = train_stages_arm(arm, plan, workspace)
+                runs.append(run)
+                record_rate(workspace, "train_s_per_token", time.monotonic() - start, tokens)
+                advance_overall(estimates[arm.name].seconds.get("train", 0.0))
+                continue
             model, dataset, adapter = train_arm(arm, plan.train_data.get(arm.condition.name), workspace)
             # a local run's wall time only: an OpenAI job's time is the server's queue, not this machine's rate
             if adapter and not adapter["reused"] and dataset and adapter.get("trainer") != "openai":

@@ -74,6 +74,7 @@ class Plan:
     device: str = "cpu"  # where local models load and train: 'cpu' or 'cuda:N' (config `device:` resolved)
     comparisons: list[CompareConfig] = field(default_factory=list)  # config.compare + those interventions add
     interventions: list[dict] = field(default_factory=list)  # intervened condition -> its baseline, for the report
+    stage_data: dict[str, list] = field(default_factory=dict)  # condition name -> each stage's built data (stages.py)
 
 
 def expand_arms(config: ExperimentConfig) -> list[Arm]:
@@ -81,13 +82,13 @@ def expand_arms(config: ExperimentConfig) -> list[Arm]:
     arms = []
     for c in config.conditions:
         variant = Variant(c.system, c.trigger, c.trigger_position, c.trigger_separator)
-        if not c.seeds:
+        if not c.seeds:  # a chain of stages without seeds: each stage trains at its own seed
             seed = c.train.seed if c.train else None
             arms.append(Arm(c.name, c, c.group, seed, config.sampling.seed, variant))
             continue
         for s in c.seeds:
-            arms.append(Arm(f"{c.name}/seed{s}", c, c.group or c.name, s if c.train else None,
-                            config.sampling.seed if c.train else s, variant))
+            arms.append(Arm(f"{c.name}/seed{s}", c, c.group or c.name, s if c.trains() else None,
+                            config.sampling.seed if c.trains() else s, variant))
     names = [a.name for a in arms]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -109,27 +110,32 @@ def _check_model(c: ConditionConfig) -> None:
 def _train_data(c: ConditionConfig, data_dir: str | None) -> TrainData:
     """Build the condition's training set now (source, transforms, the seeded `rows` sample), so a missing or bad
     dataset in the last condition fails before the first one trains."""
-    import random
-
-    from emlab.data.build import build_dataset
-    from emlab.data.sources import dataset_of
-    from emlab.errors import DataError
     from emlab.models.spec import parse_model_spec
+    from emlab.stages import sft_data
 
     assert c.train is not None
     spec = parse_model_spec(c.model)
     _check_trainer(c, spec)
-    try:
-        dataset, manifest = build_dataset(c.train.dataset, data_dir)
-    except DataError as e:
-        raise ConfigError(f"conditions: {c.name!r}: train.dataset: {e}") from None
-    if c.train.rows is not None:  # the same rows for every seed: seeds vary the training, not the data
-        if c.train.rows > dataset.rows:
-            raise ConfigError(f"conditions: {c.name!r}: train.rows={c.train.rows} but the dataset has {dataset.rows} rows")
-        picked = random.Random(c.train.seed).sample(dataset.conversations, c.train.rows)
-        dataset = dataset_of(dataset.source, picked)
-        manifest = {**manifest, "train_rows": {"rows": c.train.rows, "seed": c.train.seed, "content_hash": dataset.content_hash}}
+    dataset, manifest = sft_data(c.train, f"conditions: {c.name!r}: train", data_dir)
     return TrainData(dataset, manifest)
+
+
+def _stage_data(c: ConditionConfig, data_dir: str | None) -> list:
+    """Each stage's data, built now (see `stages.build_stage_data`), and the packages its options need."""
+    from emlab.stages import build_stage_data, stage_params
+
+    for i, stage in enumerate(c.stages or []):
+        _check_packages(stage_params(stage, None), f"conditions: {c.name!r}: stages[{i}].{stage.kind}")
+    return build_stage_data(c, data_dir)
+
+
+def stage_chain(arm: Arm, plan: "Plan") -> list:
+    """The arm's keyed training stages (`stages.StageStep`), empty for an arm without `stages:`."""
+    from emlab.stages import plan_chain
+
+    if not arm.condition.stages:
+        return []
+    return plan_chain(arm.condition, arm.train_seed, plan.stage_data[arm.condition.name])
 
 
 # packages a training option needs: (option, value) -> (module to import, pip name)
@@ -143,8 +149,6 @@ OPTION_PACKAGES = {
 def _check_trainer(c: ConditionConfig, spec) -> None:
     """The trainer fits the model (LoRA: a local base without an adapter; openai: an openai: model), and the
     packages its options need are installed."""
-    import importlib.util
-
     t = c.train
     assert t is not None
     where = f"conditions: {c.name!r}"
@@ -154,12 +158,19 @@ def _check_trainer(c: ConditionConfig, spec) -> None:
     elif spec.backend not in ("embedded", "hf") or spec.adapter:
         hint = "; for OpenAI finetuning set train.trainer: openai" if spec.backend == "openai" else ""
         raise ConfigError(f"{where}: training needs a local base model without an adapter (got {c.model!r}){hint}")
+    _check_packages(t, f"{where}: train")
+
+
+def _check_packages(t: TrainParams, where: str) -> None:
+    """The packages a training option needs are installed."""
+    import importlib.util
+
     for key in ("optim", "report_to"):
         values = getattr(t, key)
         for value in values if isinstance(values, list) else [values]:
             need = OPTION_PACKAGES.get((key, value))
             if need and importlib.util.find_spec(need[0]) is None:
-                raise ConfigError(f"{where}: train.{key}: {value} needs the {need[1]} package (pip install {need[1]})")
+                raise ConfigError(f"{where}.{key}: {value} needs the {need[1]} package (pip install {need[1]})")
 
 
 def merge_suites(refs: list[str], data_dir: str | None) -> tuple[Suite, list[dict]]:
@@ -283,6 +294,7 @@ def _plan(config: ExperimentConfig) -> Plan:
             and COHERENT_RULE not in {r.name for r in rules}:  # the coherence cost of each intervention
         rules.append(parse_rule(COHERENT_RULE, f"coherent > {config.thresholds.coherent_above:g}"))
     train_data = {c.name: _train_data(c, config.data_dir) for c in config.conditions if c.train is not None}
+    stage_data = {c.name: _stage_data(c, config.data_dir) for c in config.conditions if c.stages}
     groups: dict[str, list[str]] = {}
     for a in arms:
         if a.group:
@@ -294,7 +306,7 @@ def _plan(config: ExperimentConfig) -> Plan:
     rule_names = [r.name for r in rules]
     comparisons, interventions = _intervention_comparisons(config, rule_names)
     plan = Plan(arms, suite, suites, metrics, question_metrics, rules, groups, label_judge, train_data, device,
-                list(config.compare) + comparisons, interventions)
+                list(config.compare) + comparisons, interventions, stage_data=stage_data)
     checkpoints = _check_checkpoint_names(plan)
     for i, c in enumerate(config.compare):
         for side in ("a", "b"):
@@ -470,16 +482,11 @@ def _intervention_comparisons(config: ExperimentConfig, rule_names: list[str]) -
 
 def train_identity(arm: Arm) -> tuple[str, TrainParams]:
     """The base model's identity and the arm's training parameters: with the data hash, its adapter's cache key."""
+    from emlab.stages import base_identity
+
     c = arm.condition
     assert c.train is not None
-    spec = check_model_spec(c.model)
-    if spec.backend == "embedded":
-        from emlab.models.embedded import checkpoint_name
-
-        base_identity = f"{spec}#{checkpoint_name(spec.name)}"
-    else:
-        base_identity = str(spec)
-    return base_identity, TrainParams.model_validate(c.train.model_dump(exclude=NOT_TRAINED) | {"seed": arm.train_seed})
+    return base_identity(c.model), TrainParams.model_validate(c.train.model_dump(exclude=NOT_TRAINED) | {"seed": arm.train_seed})
 
 
 def adapter_dir(workspace: Path, key: str) -> Path:
@@ -494,9 +501,15 @@ def sampling_params(config: ExperimentConfig, arm: Arm) -> tuple[SamplingParams,
     return params, arm.condition.samples_per_paraphrase or s.samples_per_paraphrase
 
 
-def arm_model(arm: Arm, spec: str):
-    """The model an arm samples with: its spec's model, under the arm's intervention when it has one."""
-    model = model_for_sampling(spec)
+def arm_model(arm: Arm, spec: str, identity: str | None = None):
+    """The model an arm samples with: its spec's model (under `identity` when given: a chain of training stages),
+    under the arm's intervention when it has one."""
+    if identity is None:
+        model = model_for_sampling(spec)
+    else:
+        from emlab.stages import ChainModel
+
+        model = ChainModel(spec, identity)
     if arm.intervention is None:
         return model
     from emlab.models.intervened import IntervenedModel
@@ -504,13 +517,15 @@ def arm_model(arm: Arm, spec: str):
     return IntervenedModel(model, arm.intervention)
 
 
-def cached_sample_count(config: ExperimentConfig, plan: Plan, arm: Arm, adapter: Path | None) -> int | None:
-    """How many of the arm's answers the store already holds (None when its model's identity is not known yet)."""
+def cached_sample_count(config: ExperimentConfig, plan: Plan, arm: Arm, adapter: Path | None,
+                        chain_identity: str | None = None) -> int | None:
+    """How many of the arm's answers the store already holds (None when its model's identity is not known yet);
+    `chain_identity`: the identity of a chain of training stages whose last adapter is `adapter`."""
     from emlab.evals.sampling import sample_keys
 
     spec = str(check_model_spec(arm.condition.model)) + (f"@{adapter}" if adapter is not None else "")
     try:
-        identity = arm_model(arm, spec).identity
+        identity = arm_model(arm, spec, chain_identity).identity
     except EmlabError:
         return None
     path = Path(config.workspace) / "emlab.sqlite"
