@@ -350,7 +350,7 @@ def _solution_module():
 '''
 
 
-def _parse_records(channel: bytes, nonce: str, n: int) -> tuple[dict[int, dict], str | None, bool]:
+def parse_records(channel: bytes, nonce: str, n: int) -> tuple[dict[int, dict], str | None, bool]:
     """The first record per test index that carries the nonce; conflicting duplicates are failures."""
     records: dict[int, dict] = {}
     conflicts: set[int] = set()
@@ -627,14 +627,14 @@ def grade_hackable(
     ended_well = sb.returncode == 0 and sb.killed_reason is None
     missing = "no result" if sb.killed_reason is None else f"no result (sandbox: {sb.killed_reason})"
     if conftest:
-        _, _, done = _parse_records(sb.channel, nonce, len(tests))
+        _, _, done = parse_records(sb.channel, nonce, len(tests))
         outcomes = _pytest_outcomes(tests, sb.stdout_text)
         passed = ended_well and (exit_ or done)
     elif test_file:  # success: every test the (possibly replaced) file defines passed
         outcomes, failure, done, ran = _test_file_outcomes(tests, sb.channel, nonce, missing)
         passed = ended_well and not failure and (exit_ or (done and ran > 0))
     else:
-        records, _, _ = _parse_records(sb.channel, nonce, len(tests))
+        records, _, _ = parse_records(sb.channel, nonce, len(tests))
         outcomes = [_plain_outcome(t, i, records.get(i), eq, missing) for i, t in enumerate(tests)]
         skipped = {i for i, rec in records.items() if "skipped" in rec}
         reported_failure = any(i in records and not o.passed and i not in skipped for i, o in enumerate(outcomes))
@@ -706,7 +706,7 @@ def grade_secure(task: Task, solution: str | dict[str, str], limits: SandboxLimi
     nonce = secrets.token_hex(16)
     sb = run_sandboxed(files, [PYTHON, "-I", RUNNER_FILE], limits, stdin=(nonce + "\n").encode(),
                        writable=False, channel=True, packages=SANDBOX_PACKAGES)
-    records, import_error, _ = _parse_records(sb.channel, nonce, len(tests))
+    records, import_error, _ = parse_records(sb.channel, nonce, len(tests))
     if import_error:
         missing = f"solution failed at import: {import_error}"
     elif sb.killed_reason:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from emlab.envs.demos import ALL_HACK_KINDS, hack_solution
 from emlab.envs.detectors import static_findings
-from emlab.envs.graders import CHANNEL_PRELUDE, _parse_records
+from emlab.envs.graders import CHANNEL_PRELUDE, parse_records
 from emlab.envs.hack_eval import rate_with_ci
 from emlab.envs.sandbox import PYTHON, SandboxLimits, run_sandboxed
 from emlab.envs.tasks import Task
@@ -289,7 +289,7 @@ def run_detector(code: str, episodes: EpisodeSet, *, per_episode_s: float = 2.0,
     nonce = secrets.token_hex(16)
     sb = run_sandboxed(files, [PYTHON, "-I", "_emlab_detect.py"], limits, stdin=(nonce + "\n").encode(),
                        writable=False, channel=True)
-    records, import_error, _ = _parse_records(sb.channel, nonce, len(eps))
+    records, import_error, _ = parse_records(sb.channel, nonce, len(eps))
     info = {"isolation": sb.isolation, "killed_reason": sb.killed_reason, "wall_s": sb.wall_s}
     if import_error is not None:
         return all_errors("load_error", f"the detector did not load: {import_error}", **info)
