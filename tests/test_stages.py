@@ -243,3 +243,13 @@ def test_plan_time_errors_name_the_condition_and_stage(tmp_path, tiny_checkpoint
                  .replace("pairs: builtin:hhh-pairs, rows: 100000", "pairs: pairs.jsonl"))
     plan = plan_experiment(load_config(p))
     assert plan.stage_data["c"][1].provenance["rows"] == 1
+
+
+def test_a_dumped_config_with_stages_validates_again():
+    from emlab.config import ExperimentConfig
+
+    raw = {"judge": "mock:judge", "conditions": [{"name": "c", "model": "mock:m", "stages": [
+        {"cpt": {"documents": {"dilution": 0.1, "documents": 20}}}, {"dpo": {"pairs": "builtin:hhh-pairs"}}]}]}
+    config = ExperimentConfig.model_validate(raw)
+    again = ExperimentConfig.model_validate(json.loads(config.model_dump_json()))  # summary.json's config
+    assert [s.kind for s in again.conditions[0].stages] == ["cpt", "dpo"]

@@ -144,8 +144,9 @@ class StageConfig(_Strict):
         unknown = [k for k in data if k not in STAGE_KINDS]
         if unknown:
             raise ValueError(f"unknown stage kind {unknown[0]!r}; known: {', '.join(STAGE_KINDS)}")
-        if len(data) != 1:
-            raise ValueError(f"a stage has exactly one kind ({', '.join(STAGE_KINDS)}), got {', '.join(data) or 'none'}")
+        given = [k for k, v in data.items() if v is not None]  # a dumped stage names the other kinds as null
+        if len(given) != 1:
+            raise ValueError(f"a stage has exactly one kind ({', '.join(STAGE_KINDS)}), got {', '.join(given) or 'none'}")
         return data
 
     @property
