@@ -32,7 +32,9 @@ def merge_adapter(base_checkpoint: str | Path, adapter: str | Path, out: str | P
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # as the transformers backend loads: the run's own bars only
     tokenizer = AutoTokenizer.from_pretrained(base_checkpoint)
     model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype="auto")
     with torch.no_grad():
