@@ -121,3 +121,19 @@ def test_a_direction_of_another_model_fails_with_one_line_and_keeps_the_baseline
     store = Store(tmp_path / "ws" / "emlab.sqlite")
     assert store.counts()["samples"] > 0  # the baseline's answers were kept
     store.close()
+
+
+@pytest.mark.parametrize("name,layers", [("persona-spanish.yaml", (10, 15)), ("persona-insecure.yaml", (15,)),
+                                         ("paper-scale/persona-directions.yaml", (24,))])
+def test_example_intervention_configs_are_valid(tmp_path, name, layers, shared_data, monkeypatch):
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).parents[1] / "examples" / name)
+    assert cfg.intervention_pairs and all("~" in a for a, _ in cfg.intervention_pairs)
+    if name.startswith("paper-scale"):
+        return  # its organism is a hub adapter, which the tests' offline hub cannot resolve
+    monkeypatch.setenv("EMLAB_DATA_DIR", str(shared_data / "em"))
+    for d in cfg.directions:  # the artifacts are made by `emlab directions extract`; stand-ins of the right layers
+        cfg.directions[d] = str(_artifact(tmp_path / d, hidden=576, layers=layers))
+    plan = plan_experiment(cfg)
+    assert all(a.intervention is not None for a in plan.arms if "~" in a.name)
