@@ -95,7 +95,8 @@ def plan_cmd(
     for g, members in plan.groups.items():
         typer.echo(f"group {g}: {', '.join(members)}")
     for c in plan.comparisons:
-        typer.echo(f"compare {c.label()} under {c.rule}")
+        sides = f"{c.a} [{c.a_family}] vs {c.b} [{c.b_family}]" if c.by_family() else f"{c.a} vs {c.b}"
+        typer.echo(f"compare {sides} under {c.rule}")
 
 
 @app.command()
