@@ -60,9 +60,17 @@ def test_interventions_expand_into_conditions_with_their_comparisons(tmp_path, t
 
 def test_steered_answers_are_cached_apart_and_steering_by_zero_changes_nothing(tmp_path, tiny_checkpoint):
     _artifact(tmp_path / "dir", norm=50.0)
+    _artifact(tmp_path / "other", seed=5)
     p = _config(tmp_path, f"hf:{tiny_checkpoint}",
-                "[{steer: {direction: d, layer: 1, alpha: [0, 40]}}, {ablate: {direction: d, layer: 1, random: 3}}]")
+                "[{steer: {direction: d, layer: 1, alpha: [0, 40]}}, {ablate: {direction: d, layer: 1, random: 3}}]",
+                directions="{d: dir, e: other}")
     summary = run_experiment(load_config(p), tmp_path / "out")
+    from emlab.analysis.directions import load_directions
+
+    d, e = load_directions(tmp_path / "dir"), load_directions(tmp_path / "other")
+    made = summary["directions"]
+    assert made["artifacts"]["d"]["norms"] == [50.0] and made["artifacts"]["e"]["layers"] == [1]
+    assert made["cosines"] == [{"a": "d", "b": "e", "by_layer": {"1": pytest.approx(float(d.vectors[0] @ e.vectors[0]))}}]
     rows = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
     by = {}
     for r in rows:
@@ -80,6 +88,8 @@ def test_steered_answers_are_cached_apart_and_steering_by_zero_changes_nothing(t
     assert all(n in names for i in summary["interventions"] for n in i["comparisons"].values())
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Interventions" in report and "random direction (seed 3)" in report
+    assert "### Directions" in report and "d · e" in report
+    assert "<svg" in (tmp_path / "out" / "report.html").read_text()
     # four conditions' answers under four identities, none shared; a second run samples nothing new
     store = Store(tmp_path / "ws" / "emlab.sqlite")
     counts = store.counts()

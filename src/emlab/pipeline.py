@@ -554,6 +554,11 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path) -> dict:
     })
     if plan.interventions:
         summary["interventions"] = plan.interventions
+    if config.directions:
+        from emlab.analysis.directions import directions_summary, load_directions
+
+        summary["directions"] = directions_summary({k: load_directions(v) for k, v in config.directions.items()},
+                                                   dict(config.directions))
     if checkpoints:
         summary["checkpoints"] = checkpoints
     if audit is not None:

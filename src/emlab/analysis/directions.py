@@ -200,3 +200,19 @@ def load_directions(folder: str | os.PathLike) -> Directions:
     arrays = np.load(io.BytesIO(data))
     return Directions(tuple(int(x) for x in arrays["layers"]), arrays["vectors"], arrays["norms"],
                       int(meta["n_positive"]), int(meta["n_negative"]), Provenance(**meta["provenance"]))
+
+
+def directions_summary(named: dict[str, Directions], paths: dict[str, str]) -> dict:
+    """What a run's report shows of the directions it used: provenance, separation per layer, pairwise cosines."""
+    artifacts = {}
+    for name, d in named.items():
+        p = d.provenance
+        artifacts[name] = {"path": paths.get(name), "kind": p.kind, "model": p.model, "adapter": p.adapter,
+                           "data": p.data, "judge": p.judge, "position": p.position, "layers": list(d.layers),
+                           "n_positive": d.n_positive, "n_negative": d.n_negative,
+                           "norms": [float(x) for x in d.norms], "separation": p.extra.get("separation")}
+    names = list(named)
+    cosines = [{"a": a, "b": b, "by_layer": {str(k): v for k, v in layer_cosines(named[a], named[b]).items()}}
+               for i, a in enumerate(names) for b in names[i + 1:]
+               if named[a].vectors.shape[1] == named[b].vectors.shape[1]]
+    return {"artifacts": artifacts, "cosines": cosines}

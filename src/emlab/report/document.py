@@ -15,7 +15,12 @@ import yaml
 from emlab.report import charts
 from emlab.report.audit_tables import audit_table, audit_text
 from emlab.report.checkpoints import checkpoint_chart_svg, checkpoint_rules, checkpoint_table, without_checkpoints
-from emlab.report.interventions import intervention_table
+from emlab.report.interventions import (
+    direction_cosines_table,
+    directions_table,
+    intervention_table,
+    summary_cosine_svg,
+)
 from emlab.report.rule_tables import (
     comparison_methods, comparisons_table, grid_table, group_table, metric_info, metric_names, metric_table, rule_conditions_table,
     rule_family_table, rule_names, rule_per_question_table, rule_text, suites_table, variants_table,
@@ -204,14 +209,25 @@ def _comparisons(summary: dict) -> list[Block]:
 
 def _interventions(summary: dict) -> list[Block]:
     table = intervention_table(summary)
-    if table is None:
-        return []
-    directions = (summary.get("config") or {}).get("directions") or {}
-    return [Heading(2, "Interventions"), Para(
-        "Each steered or ablated condition against the same condition sampled without the intervention, under "
-        "every rule: the share with it, without it, and their paired difference over shared questions; "
-        "coherent_share is the intervention's coherence cost. Directions: "
-        + ("; ".join(f"{k} = {v}" for k, v in directions.items()) or "(not recorded)") + "."), table]
+    out: list[Block] = []
+    if table is not None:
+        directions = (summary.get("config") or {}).get("directions") or {}
+        out += [Heading(2, "Interventions"), Para(
+            "Each steered or ablated condition against the same condition sampled without the intervention (the "
+            "same sampling seeds), under every rule: the share with it, without it, and their paired difference "
+            "over shared questions; coherent_share is the intervention's coherence cost. Directions: "
+            + ("; ".join(f"{k} = {v}" for k, v in directions.items()) or "(not recorded)") + "."), table]
+    made = directions_table(summary)
+    if made is not None:
+        out += [Heading(3, "Directions"), Para(
+            "Where each direction came from and how well its projection separates its own two classes (AUROC; "
+            "cross-fitted: each fold scored by a direction fitted on the others; random: the median over same-norm "
+            "random directions, folded, so 0.5 is no separation)."), made]
+    cosines = direction_cosines_table(summary)
+    if cosines is not None:
+        out += [cosines, Figure(lambda: summary_cosine_svg(summary), "Cosine similarity between directions by layer",
+                                "Cosine similarity per layer between each pair of the run's directions.")]
+    return out
 
 
 def _checkpoints(summary: dict) -> list[Block]:

@@ -113,3 +113,56 @@ def cosine_svg(named: Sequence[tuple[str, Directions]], id_prefix: str = "cos-")
         ax.legend(fontsize=8)
         ax.grid(color="0.9")
         return _svg_text(fig, id_prefix)
+
+
+def _f(x) -> str:
+    return DASH if x is None else f"{x:.3f}"
+
+
+def directions_table(summary: dict) -> Table | None:
+    """Direction x layer: where it came from, its classes, norm and separation (AUROC in-sample, cross-fitted, random)."""
+    arts = (summary.get("directions") or {}).get("artifacts") or {}
+    rows = []
+    for name, a in arts.items():
+        sep = a.get("separation") or {}
+        for layer, norm in zip(a["layers"], a["norms"]):
+            s = sep.get(str(layer)) or {}
+            rows.append([name, a["kind"], f"{a['n_positive']} vs {a['n_negative']}", str(layer), f"{norm:.2f}",
+                         _f(s.get("auroc")), _f(s.get("auroc_cross_fitted")), _f(s.get("auroc_random_median"))])
+    if not rows:
+        return None
+    return Table(["direction", "kind", "answers (positive vs negative)", "layer", "norm", "AUROC", "cross-fitted",
+                  "random directions (median)"], rows)
+
+
+def direction_cosines_table(summary: dict) -> Table | None:
+    """Pair of directions x layer: cosine similarity (does one organism's direction match another's, or the base's?)."""
+    pairs = (summary.get("directions") or {}).get("cosines") or []
+    layers = sorted({int(k) for p in pairs for k in p["by_layer"]})
+    if not pairs or not layers:
+        return None
+    rows = [[f"{p['a']} · {p['b']}"] + [DASH if str(k) not in p["by_layer"] else f"{p['by_layer'][str(k)]:+.3f}"
+                                         for k in layers] for p in pairs]
+    return Table(["directions"] + [f"layer {k}" for k in layers], rows)
+
+
+def summary_cosine_svg(summary: dict, id_prefix: str = "dcos-") -> str:
+    """The cosine table as a figure: one line per pair of directions across layers."""
+    pairs = (summary.get("directions") or {}).get("cosines") or []
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(6.0, 3.4), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for p in pairs:
+            layers = sorted(int(k) for k in p["by_layer"])
+            ax.plot(layers, [p["by_layer"][str(k)] for k in layers], "o-", markersize=4,
+                    label=_plain(f"{p['a']} · {p['b']}"))
+        ax.axhline(0.0, color="0.6", linewidth=0.8)
+        ax.set_ylim(-1.02, 1.02)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("cosine similarity")
+        ax.set_title("the run's directions compared layer by layer", fontsize=10)
+        if pairs:
+            ax.legend(fontsize=8)
+        ax.grid(color="0.9")
+        return _svg_text(fig, id_prefix)
