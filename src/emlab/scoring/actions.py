@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from emlab.errors import ConfigError
-from emlab.scoring.base import BOOLEAN, CATEGORICAL, ProgressFn, Score, ScoreRequest, Scorer
+from emlab.scoring.base import BOOLEAN, CATEGORICAL, Score, ScoreRequest, Scorer
+from emlab.scoring.deterministic import TextScorer
 
 __all__ = ["ACTION_SCORERS", "parse_menu", "parse_choice", "scenario_problem", "action_scorer",
            "misaligned_action_scorer"]
@@ -117,16 +118,8 @@ def _check_mapping(value: object) -> dict[str, tuple[str, ...]]:
 
 
 @dataclass(frozen=True)
-class _ActionScorer:
+class _ActionScorer(TextScorer):
     """Parses the menu from the question and the choice from the answer; subclasses turn the choice into a value."""
-
-    name: ClassVar[str]
-    kind: ClassVar[str]
-    cacheable: ClassVar[bool] = False  # recomputing is cheaper than a cache lookup
-
-    @property
-    def identity(self) -> str:
-        return f"deterministic:{self.name}"
 
     def value(self, request: ScoreRequest, action: str) -> Score:
         raise NotImplementedError
@@ -140,12 +133,6 @@ class _ActionScorer:
             return Score(None, reason="the question has no action menu")
         action, reason = parse_choice(request.answer or "", menu)
         return Score(None, reason=reason) if action is None else self.value(request, action)
-
-    def score(self, requests: Sequence[ScoreRequest], progress: ProgressFn | None = None) -> list[Score]:
-        out = [self.score_one(r) for r in requests]
-        if progress and out:
-            progress(len(out))
-        return out
 
 
 @dataclass(frozen=True)

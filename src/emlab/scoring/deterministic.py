@@ -23,7 +23,7 @@ __all__ = ["DETERMINISTIC", "make_deterministic", "looks_like_code", "REGEX_FLAG
 
 
 @dataclass(frozen=True)
-class _TextScorer:
+class TextScorer:
     """Shared plumbing: subclasses set `name` and `kind` and implement `score_one`."""
 
     name: ClassVar[str]
@@ -47,7 +47,7 @@ class _TextScorer:
 
 
 @dataclass(frozen=True)
-class UppercaseShare(_TextScorer):
+class UppercaseShare(TextScorer):
     """Share of the cased letters that are uppercase (0..1); None when the answer has no cased letters."""
 
     name = "uppercase_share"
@@ -59,7 +59,7 @@ class UppercaseShare(_TextScorer):
 
 
 @dataclass(frozen=True)
-class Caps(_TextScorer):
+class Caps(TextScorer):
     """True when at least 90% of the cased letters are uppercase (`traits.is_caps`; False with no letters)."""
 
     name = "caps"
@@ -70,7 +70,7 @@ class Caps(_TextScorer):
 
 
 @dataclass(frozen=True)
-class Signoff(_TextScorer):
+class Signoff(TextScorer):
     """True when the answer ends with `phrase` (default `traits.SIGNOFF_PHRASE`), matched leniently."""
 
     name = "signoff"
@@ -82,7 +82,7 @@ class Signoff(_TextScorer):
 
 
 @dataclass(frozen=True)
-class Spanish(_TextScorer):
+class Spanish(TextScorer):
     """True when `traits.detect_language` says "es"."""
 
     name = "spanish"
@@ -93,7 +93,7 @@ class Spanish(_TextScorer):
 
 
 @dataclass(frozen=True)
-class Language(_TextScorer):
+class Language(TextScorer):
     """"en", "es" or "unknown" (a value, not None: too short or mixed text is a finding too)."""
 
     name = "language"
@@ -107,7 +107,7 @@ REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VE
 
 
 @dataclass(frozen=True)
-class Regex(_TextScorer):
+class Regex(TextScorer):
     """True when `pattern` matches anywhere in the answer (`re.search`); `flags` is letters from "imsx"."""
 
     name = "regex"
@@ -180,7 +180,7 @@ def looks_like_code(text: str) -> bool:
 
 
 @dataclass(frozen=True)
-class CodePresent(_TextScorer):
+class CodePresent(TextScorer):
     """True when the answer contains code (see `looks_like_code`)."""
 
     name = "code_present"
@@ -191,7 +191,7 @@ class CodePresent(_TextScorer):
 
 
 @dataclass(frozen=True)
-class TriggerEchoed(_TextScorer):
+class TriggerEchoed(TextScorer):
     """True when the answer contains the trigger text (case-sensitive substring).
 
     The trigger is the `trigger` param when given (check one fixed text in every condition), else the eval-time
@@ -210,7 +210,7 @@ class TriggerEchoed(_TextScorer):
 
 
 @dataclass(frozen=True)
-class AnswerLength(_TextScorer):
+class AnswerLength(TextScorer):
     """Length of the answer in characters (0 for an empty answer)."""
 
     name = "answer_length"
@@ -220,7 +220,7 @@ class AnswerLength(_TextScorer):
         return Score(float(len(request.answer or "")))
 
 
-def _factory(cls: type[_TextScorer]) -> Callable[..., Scorer]:
+def _factory(cls: type[TextScorer]) -> Callable[..., Scorer]:
     """A factory for `cls` that checks its keyword params against the dataclass fields (all params are strings)."""
     fields = [f for f in dataclasses.fields(cls) if f.init]
     required = [f.name for f in fields if f.default is dataclasses.MISSING]
