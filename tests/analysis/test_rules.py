@@ -88,3 +88,6 @@ def test_metric_summary_counts_none_with_reasons():
     assert c["labels"] == {"FALSE": 1, "TRUE": 2}
     b = metric_summary("boolean", [S(True), S(False), S(False)])
     assert b["labels"] == {"false": 2, "true": 1}
+    # a reason's details in trailing parentheses do not split it: one count per kind of reason
+    far = [S(None, "outside the judge's domain (distance 3.89 > 2.73)"), S(None, "outside the judge's domain (distance 4.1 > 2.73)")]
+    assert metric_summary("numeric", far)["none_reasons"] == {"outside the judge's domain": 2}

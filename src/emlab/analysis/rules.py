@@ -178,8 +178,8 @@ def metric_summary(kind: str, scores: Sequence[Any]) -> dict:
     for s in scores:
         if s.error:
             errors += 1
-        elif s.value is None:
-            r = s.reason or "no value"
+        elif s.value is None:  # counted by the reason's kind: "outside the judge's domain (distance 3.1 > 2.7)"
+            r = re.sub(r"\s*\(.*\)\s*$", "", s.reason or "") or "no value"  # and its siblings are one reason
             none_reasons[r] = none_reasons.get(r, 0) + 1
         else:
             values.append(s.value)
