@@ -73,7 +73,7 @@ def fake_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("EMLAB_OPENAI_BACKOFF", "0.001")
     monkeypatch.setenv("EMLAB_OPENAI_MAX_RETRIES", "1")
     monkeypatch.setenv("EMLAB_VLLM_STARTUP_TIMEOUT", "30")
-    for name in ("EMLAB_VLLM_TP", "EMLAB_VLLM_SERVE_ARGS", "FAKE_VLLM_MODE"):
+    for name in ("EMLAB_VLLM_TP", "EMLAB_VLLM_SERVE_ARGS", "EMLAB_VLLM_TREE_REQUESTS", "FAKE_VLLM_MODE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(registry, "_LOADED", {})
     monkeypatch.setattr(vllm_backend, "vllm_importable", lambda: False)  # the managed path, wherever this runs
@@ -118,6 +118,7 @@ def test_serve_generate_judge_and_stop(fake_vllm: Path):
     assert replies == [[f"echo: {c[0]['content']} | seed={s} | choice=0" for s in row] for c, row in zip(convs, seeds)]
     assert model.generate(convs[:1], params) == replies[:1]  # a reply does not depend on its batch
 
+    assert model.max_tree_requests == 101  # emlab's own server: the digit tree may read every node
     judged = model.number_probs([[{"role": "user", "content": "rate [[dist=judge]]"}]])
     assert judged[0] == pytest.approx({85: 0.6, 90: 0.2})
 
@@ -184,3 +185,7 @@ def test_server_that_never_answers_times_out_and_is_stopped(fake_vllm: Path, mon
     (started,) = entries(fake_vllm)
     assert gone(started["pid"])
 
+
+def test_tree_request_cap_is_an_environment_setting(fake_vllm: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("EMLAB_VLLM_TREE_REQUESTS", "40")
+    assert registry.load_model("vllm:test-model").max_tree_requests == 40
