@@ -429,6 +429,13 @@ class AuditConfig(_Strict):
         return v
 
 
+class VllmConfig(_Strict):
+    """Settings of the vLLM engines `vllm:` models run on."""
+
+    tensor_parallel_size: int | None = Field(None, ge=1)  # GPUs per engine (default: EMLAB_VLLM_TP, else 1)
+    max_lora_rank: int | None = Field(None, ge=1)  # the largest adapter rank served (default 64)
+
+
 class ExperimentConfig(_Strict):
     """The whole experiment."""
 
@@ -439,6 +446,7 @@ class ExperimentConfig(_Strict):
     suites: list[str] | None = Field(None, min_length=1)  # several suites; question ids must be unique across them
     endpoints: dict[str, EndpointConfig] = {}  # name -> server, for `openai@<name>:<model>` specs
     device: str = "auto"  # local models and training: auto (CUDA when present) | cpu | cuda | cuda:N
+    vllm: VllmConfig = VllmConfig()  # tensor parallelism and LoRA rank of `vllm:` models
     judge: str = "embedded:smollm2-135m"  # scores 0..100 judge prompts
     label_judge: str | None = None  # scores categorical judge prompts (default: the judge, when it is a chat model)
     audit: AuditConfig | None = None  # a strong judge re-scores a random subset; rates get PPI-corrected intervals

@@ -106,6 +106,8 @@ def test_serve_generate_judge_and_stop(fake_vllm: Path):
     (started,) = entries(fake_vllm)
     argv = started["argv"]
     assert argv[:2] == ["serve", "test-model"] and "--enable-lora" in argv and "--lora-modules" not in argv
+    assert argv[argv.index("--max-lora-rank") + 1] == "64"  # vLLM's own 16 would refuse the papers' r=32
+    assert "--tensor-parallel-size" not in argv
     assert started["runtime_lora"] == "True"
     assert model.base_url == f"http://127.0.0.1:{argv[argv.index('--port') + 1]}/v1"
 
@@ -189,3 +191,24 @@ def test_server_that_never_answers_times_out_and_is_stopped(fake_vllm: Path, mon
 def test_tree_request_cap_is_an_environment_setting(fake_vllm: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("EMLAB_VLLM_TREE_REQUESTS", "40")
     assert registry.load_model("vllm:test-model").max_tree_requests == 40
+
+
+def test_config_sets_tensor_parallelism_and_lora_rank(fake_vllm: Path, tmp_path: Path):
+    from emlab.config import parse_config
+    from emlab.plan import plan_experiment
+
+    cfg = parse_config({"judge": "mock:judge", "vllm": {"tensor_parallel_size": 2, "max_lora_rank": 32},
+                        "conditions": [{"name": "m", "model": "vllm:test-model"}]}, "exp.yaml")
+    try:
+        plan_experiment(cfg)
+        registry.load_model("vllm:test-model")
+        (started,) = entries(fake_vllm)
+        argv = started["argv"]
+        assert argv[argv.index("--tensor-parallel-size") + 1] == "2"
+        assert argv[argv.index("--max-lora-rank") + 1] == "32"
+    finally:
+        vllm_backend.use_vllm_settings()
+    from emlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"vllm.tensor_parallel_size: Input should be greater than or equal to 1"):
+        parse_config({"vllm": {"tensor_parallel_size": 0}, "conditions": [{"name": "m", "model": "mock:m"}]}, "e.yaml")

@@ -102,11 +102,28 @@ def find_executable() -> str | None:
     return shutil.which("vllm")
 
 
+DEFAULT_MAX_LORA_RANK = 64  # vLLM's own default (16) refuses the papers' r=32 adapters
+_SETTINGS: dict[str, int | None] = {"tensor_parallel_size": None, "max_lora_rank": None}
+
+
+def use_vllm_settings(tensor_parallel_size: int | None = None, max_lora_rank: int | None = None) -> None:
+    """The run's `vllm:` settings from its config (set by the plan, like the device); None keeps the default."""
+    _SETTINGS.update(tensor_parallel_size=tensor_parallel_size, max_lora_rank=max_lora_rank)
+
+
 def tensor_parallel_size() -> int:
+    """GPUs per vLLM engine: the config's `vllm.tensor_parallel_size`, else EMLAB_VLLM_TP, else 1."""
+    if _SETTINGS["tensor_parallel_size"] is not None:
+        return int(_SETTINGS["tensor_parallel_size"])
     tp = _env_number(ENV_TP, int, 1)
     if tp < 1:
         raise ModelSpecError(f"environment variable {ENV_TP}={tp} must be at least 1")
     return tp
+
+
+def max_lora_rank() -> int:
+    """The largest LoRA rank an engine accepts: the config's `vllm.max_lora_rank`, else 64."""
+    return int(_SETTINGS["max_lora_rank"] or DEFAULT_MAX_LORA_RANK)
 
 
 def adapter_identity(spec: ModelSpec) -> str | None:
@@ -183,7 +200,8 @@ class ManagedServer:
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.adapters: set[str] = set()
         self._lock = threading.Lock()
-        self.args = [exe, "serve", model, "--host", "127.0.0.1", "--port", str(self.port), "--enable-lora"]
+        self.args = [exe, "serve", model, "--host", "127.0.0.1", "--port", str(self.port), "--enable-lora",
+                     "--max-lora-rank", str(max_lora_rank())]
         if adapter is not None:
             self.args += ["--lora-modules", f"{adapter[0]}={adapter[1]}"]
         tp = tensor_parallel_size()
@@ -367,7 +385,8 @@ class VLLMInProcessModel:
 
         self.spec, self.identity = str(spec), identity
         if spec.name not in _ENGINES:
-            _ENGINES[spec.name] = LLM(model=spec.name, enable_lora=True, tensor_parallel_size=tensor_parallel_size())
+            _ENGINES[spec.name] = LLM(model=spec.name, enable_lora=True, tensor_parallel_size=tensor_parallel_size(),
+                                      max_lora_rank=max_lora_rank())
         self.llm = _ENGINES[spec.name]
         self.lora = None
         if spec.adapter:
