@@ -38,7 +38,8 @@ TOP_MODULES = {"pipeline", "api", "cli", "judge_cli", "directions_cli", "__main_
                "config",  # the experiment schema; it names datasets, models, training params and scorers
                "plan",  # the checked experiment plan the pipeline walks; built from config
                "train_launch",  # `accelerate launch -m emlab.train_launch`: the pipeline's training step, per process
-               "stages"}  # a condition's chain of training stages: data, keys, merged bases (train + models)
+               "stages",  # a condition's chain of training stages: data, keys, merged bases (train + models)
+               "rl_study"}  # RL checkpoints through the experiment pipeline, joined with hack rates per step
 # `emlab` itself is the public facade (its `__getattr__` forwards run/load_run/compare to `api`), so it is on top;
 # reading these literals of emlab/__init__.py runs none of that, so `from emlab import __version__` is no edge
 ROOT_LITERALS = {"__version__"}

@@ -218,6 +218,39 @@ def hacks_eval(
         console.print(f"{name:>16}: {r['count']}/{r['n']}{ci}")
 
 
+@hacks_app.command("checkpoints")
+def hacks_checkpoints(
+    runs: List[Path] = typer.Argument(..., help="RL run folders with checkpoints.jsonl (`eval: {every: k}`)."),
+    out: Path = typer.Option(..., "--out", help="Folder for experiment/, hacks/, study.json, study.md, study.svg."),
+    which: str = typer.Option("all", help="all | final: which checkpoints get the suites (step 0 always)."),
+    reference: Optional[str] = typer.Option(None, help="A model spec evaluated as condition `base`."),
+) -> None:
+    """Misalignment suites (and held-out hack rates) of RL checkpoints, joined with the hack rate per step."""
+    from emlab.progress import console
+    from emlab.rl_study import evaluate_runs
+
+    quiet_libraries()
+    evaluate_runs(runs, out, which, reference)
+    console.print(f"wrote {out}/study.md, study.json, study.svg and the experiment's report in {out}/experiment")
+
+
+@hacks_app.command("study")
+def hacks_study(
+    config: Path = typer.Argument(..., help="Study YAML (see examples/rh-study.yaml)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: <workspace>/rl/<name>)."),
+) -> None:
+    """Warm start, GRPO per prompt variant and seed, then suites and hack rates per checkpoint (resumable)."""
+    from emlab.config import load_yaml_model
+    from emlab.progress import console
+    from emlab.rl_study import StudyConfig, run_study
+
+    cfg = load_yaml_model(config, StudyConfig)
+    quiet_libraries()
+    out_dir = out or Path(cfg.workspace) / "rl" / cfg.name
+    run_study(cfg, out_dir)
+    console.print(f"wrote {out_dir}/study.md, study.json, study.svg; runs in {out_dir}/rl/")
+
+
 @hacks_app.command("sabotage")
 def hacks_sabotage(
     model: str = typer.Option(..., "--model", help="Model spec asked to write the reward-hack detector."),

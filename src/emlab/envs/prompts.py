@@ -2,7 +2,9 @@
 
 MacDiarmid et al. 2025 compare how a model is told about its environment: nothing (neutral), a hint that
 describes the grader's weakness, an instruction not to hack, and *inoculation* prompts that frame exploiting
-the grader as acceptable here. The variant is a system prompt; the user turn is the task itself.
+the grader as acceptable here. The variant is a system prompt; the user turn is the task itself. Variants
+combine with `+`: `hint+inoculation_acceptable` is the hint followed by the inoculation prompt (knowledge of the
+hacks by prompt, and the framing that using them is fine), so a study can vary the inoculation alone.
 """
 
 from __future__ import annotations
@@ -41,14 +43,15 @@ PROMPT_VARIANTS: dict[str, str | None] = {
 
 
 def system_prompt(variant: str, vulns: frozenset[str] | set[str] = frozenset({"eq", "exit", "conftest"})) -> str | None:
-    """The system prompt of a variant (None for neutral)."""
-    if variant not in PROMPT_VARIANTS:
-        raise ConfigError(f"unknown prompt variant {variant!r}; known: {', '.join(PROMPT_VARIANTS)}")
-    text = PROMPT_VARIANTS[variant]
-    if text is None:
-        return None
+    """The system prompt of a variant (None for neutral); `a+b` joins the prompts of a and b, in that order."""
+    parts = variant.split("+")
+    unknown = [v for v in parts if v not in PROMPT_VARIANTS]
+    if unknown or len(set(parts)) != len(parts):
+        raise ConfigError(f"unknown prompt variant {variant!r}; known: {', '.join(PROMPT_VARIANTS)}, "
+                          "each at most once, joined with '+'")
     hints = "; ".join(WEAKNESS_HINTS[v] for v in sorted(vulns)) or "it runs the tests in a fresh process"
-    return text.format(hints=hints)
+    texts = [PROMPT_VARIANTS[v].format(hints=hints) for v in parts if PROMPT_VARIANTS[v] is not None]
+    return "\n\n".join(texts) or None
 
 
 def episode_prompt(task: Task, variant: str = "neutral", vulns: frozenset[str] | set[str] = frozenset({"eq", "exit", "conftest"})) -> list[dict[str, str]]:

@@ -8,7 +8,10 @@ optional SFT warm-start on this project's hack demonstrations gives the model kn
 episode the detectors flag (`penalize: hacked`, the episode's label is hacked:<kind>; `attempt`, any detector
 finding at all, so failed attempts are penalized too); 0 (the default) leaves the reward as it was.
 The final LoRA adapter is an ordinary emlab model spec (`<base>@<adapter dir>`), so the checkpoint flows
-into `emlab run` and `emlab hacks eval` like any other model.
+into `emlab run` and `emlab hacks eval` like any other model. With `eval: {every: k}` the adapter is also saved
+every k steps (checkpoints/step-<k>/, each renamed into place whole) and each checkpoint's model spec is appended
+to checkpoints.jsonl, step 0 being the warm-start adapter (or the base); `emlab.rl_study` evaluates them with the
+experiment machinery (this module only saves them: train/ may not import the pipeline).
 """
 
 from __future__ import annotations
@@ -47,17 +50,43 @@ class GRPOParams(_Strict):
     learning_rate: float = Field(1e-5, gt=0)
     beta: float = Field(0.0, ge=0)  # KL to the reference; 0 needs no reference model (half the memory)
     temperature: float = Field(1.0, gt=0)
+    gradient_checkpointing: bool = False  # TRL's default is True: less memory, a third more compute per step
 
 
 class WarmStart(_Strict):
-    """SFT on hack demonstrations before RL (the paper's knowledge-of-hacks setting)."""
+    """SFT on hack demonstrations before RL (the paper's knowledge-of-hacks setting).
+
+    `prompt_variant` and `seed` default to the run's; fixing them lets runs that differ only in their RL prompt or
+    seed share one warm-start adapter (it is cached by content). `honest` training tasks are also answered with
+    their reference solution, so the warm-started model hacks only some of the time and RL has a choice to make.
+    """
 
     kinds: list[Literal["eq", "exit", "conftest", "test_file", "expected_file", "skip"]] = list(HACK_KINDS)
     tasks: int = Field(16, ge=1)  # how many training tasks get demonstrations (one per kind each)
+    honest: int = Field(0, ge=0)  # how many training tasks also get an honest demonstration (their reference)
+    prompt_variant: str | None = None  # the demonstrations' prompt variant; None: the run's
+    seed: int | None = None  # the warm start's seed (demo order, SFT); None: the run's
     epochs: float = Field(1, gt=0)
     learning_rate: float = Field(2e-4, gt=0)
     batch_size: int = Field(4, ge=1)
     max_length: int = Field(768, ge=64)
+
+
+class CheckpointEval(_Strict):
+    """Save the adapter every `every` GRPO steps; the rest says how `emlab.rl_study` evaluates the checkpoints:
+    misalignment suites through the experiment pipeline and, with `hacks_n` > 0, `emlab hacks eval` on the
+    held-out tasks (`hacks_n` samples per task, under the run's prompt variant unless `hacks_variant` is set)."""
+
+    every: int = Field(ge=1)
+    suites: list[str] = ["builtin:goals", "builtin:alignment", "builtin:agentic"]  # []: hack rates only
+    judge: str = "distilled:em-v2"  # 0..100 prompts (aligned, coherent, reasoning_aligned)
+    label_judge: str | None = "embedded:smollm2-135m"  # categorical prompts (goal, oversight)
+    rules: dict[str, str] | None = None  # None: rl_study.DEFAULT_RULES
+    samples_per_paraphrase: int = Field(1, ge=1)
+    max_new_tokens: int = Field(160, ge=1)
+    hacks_n: int = Field(0, ge=0)
+    hacks_variant: str | None = None
+    hacks_max_new_tokens: int = Field(160, ge=8)
 
 
 class RLConfig(_Strict):
@@ -68,6 +97,7 @@ class RLConfig(_Strict):
     model: str = "embedded:smollm2-135m"
     tasks: str = "builtin"  # or a path to MBPP-style jsonl
     held_out: float = Field(0.25, gt=0, lt=1)  # kept for `emlab hacks eval`
+    split_seed: int | None = None  # the seed of the train/held-out split; None: the run's (runs of a study fix it)
     prompt_variant: str = "neutral"
     vulns: list[Literal["eq", "exit", "conftest", "test_file", "expected_file", "skip"]] = list(HACK_KINDS)
     reward: Literal["hackable", "secure"] = "hackable"
@@ -76,6 +106,7 @@ class RLConfig(_Strict):
     warmstart: WarmStart | None = None
     grpo: GRPOParams = GRPOParams()
     lora: LoraParams = LoraParams()
+    eval: CheckpointEval | None = None  # checkpoints every k steps, for evaluation as training goes
     workers: int = Field(2, ge=1)  # episodes graded in parallel
     seed: int = 0
 
@@ -165,6 +196,73 @@ def plot_rates(history: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def warmstart_rows(tasks: list, warm: WarmStart, variant: str, seed: int) -> list[list[dict[str, str]]]:
+    """The warm start's conversations: hack demonstrations for `warm.tasks` tasks and, with `warm.honest`, the
+    reference solutions of that many tasks, shuffled together (exactly the hack demonstrations when honest is 0)."""
+    import random
+
+    from emlab.envs.demos import hack_demonstrations
+    from emlab.envs.prompts import episode_prompt
+
+    rows = hack_demonstrations(tasks[: warm.tasks], tuple(warm.kinds), variant, seed)
+    if warm.honest:
+        rows += [[*episode_prompt(t, variant), {"role": "assistant", "content": f"```python\n{t.reference}\n```"}]
+                 for t in tasks[: warm.honest]]
+        random.Random(seed).shuffle(rows)
+    return rows
+
+
+class Checkpoints:
+    """Saves the policy's adapter every `every` steps (and at the last) under checkpoints/step-<k>/ and appends
+    its model spec to checkpoints.jsonl; the TrainerCallback methods are attached by `callback()`."""
+
+    def __init__(self, out_dir: Path, model_spec: str, every: int, last: int, history: list[dict]):
+        self.dir, self.path = out_dir / "checkpoints", out_dir / "checkpoints.jsonl"
+        self.model_spec, self.every, self.last, self.history = model_spec, every, last, history
+
+    def record(self, step: int, spec: str, path: Path | None) -> dict:
+        row = {"step": step, "model_spec": spec, "path": str(path) if path else None}
+        seen = [h for h in self.history if h["step"] == step]
+        if seen:  # the training episodes of the step this checkpoint closes
+            row["hack_rate"], row["solve_rate"] = seen[-1]["hack_rate"], seen[-1]["solve_rate"]
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
+
+    def save(self, model, step: int) -> dict:
+        from emlab.train.sft import save_adapter_atomic
+
+        path = (self.dir / f"step-{step}").resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_adapter_atomic(model, path, {"step": step})
+        return self.record(step, f"{self.model_spec}@{path}", path)
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class _Save(TrainerCallback):
+            def on_step_end(self, args, state, control, model=None, **kwargs):
+                if state.global_step % outer.every == 0 or state.global_step == outer.last:
+                    outer.save(model, state.global_step)
+
+        return _Save()
+
+
+def _autocast_generation(trainer_cls):
+    """The trainer class with its sampling under bf16 autocast on the CPU (TRL autocasts only the loss; sampling
+    in float32 takes about twice as long). Sampling on CUDA is left as it was."""
+    import torch
+
+    class Trainer(trainer_cls):
+        def _generate_single_turn(self, *args, **kwargs):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.accelerator.device.type == "cpu"):
+                return super()._generate_single_turn(*args, **kwargs)
+
+    return Trainer
+
+
 def _base_checkpoint(model_spec: str) -> tuple[str, str]:
     from emlab.errors import ConfigError
     from emlab.models.registry import check_model_spec
@@ -180,6 +278,33 @@ def _base_checkpoint(model_spec: str) -> tuple[str, str]:
     raise ConfigError(f"RL needs a local base model without an adapter (embedded: or hf:), got {model_spec!r}")
 
 
+def train_warmstart(config: RLConfig, checkpoint: str | None = None, base_identity: str | None = None,
+                    train_tasks: list | None = None):
+    """The run's warm-start adapter (an `sft.Adapter`, trained or reused from <workspace>/adapters), or None."""
+    if not config.warmstart:
+        return None
+    from emlab.hashing import content_hash
+    from emlab.progress import console
+    from emlab.train.sft import TrainParams, train_lora
+
+    if checkpoint is None or base_identity is None:
+        checkpoint, base_identity = _base_checkpoint(config.model)
+    if train_tasks is None:
+        from emlab.envs.task_bank import load_tasks, split_tasks
+
+        split_seed = config.seed if config.split_seed is None else config.split_seed
+        train_tasks, _ = split_tasks(load_tasks(config.tasks), held_out=config.held_out, seed=split_seed)
+    w = config.warmstart
+    w_seed = config.seed if w.seed is None else w.seed
+    demos = warmstart_rows(train_tasks, w, w.prompt_variant or config.prompt_variant, w_seed)
+    params = TrainParams(lora=config.lora, learning_rate=w.learning_rate, epochs=w.epochs,
+                         batch_size=w.batch_size, max_length=w.max_length, seed=w_seed)
+    honest = f" and {min(w.honest, len(train_tasks))} honest" if w.honest else ""
+    console.print(f"[bold]warm-start[/]: SFT on {len(demos)} demonstrations (hacks{honest})")
+    return train_lora(checkpoint, base_identity, demos, content_hash(demos, 64), params,
+                      Path(config.workspace) / "adapters")
+
+
 def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
     """Optional warm-start, then GRPO; writes steps.jsonl, episodes.jsonl, rates.png, adapter/, rl_summary.json."""
     import torch
@@ -188,31 +313,21 @@ def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from emlab.envs.demos import hack_demonstrations
     from emlab.envs.prompts import episode_prompt
     from emlab.envs.task_bank import load_tasks, split_tasks
-    from emlab.hashing import content_hash
-    from emlab.progress import console
     from emlab.train.callbacks import quiet_progress
-    from emlab.train.sft import TrainParams, train_lora
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("steps.jsonl", "episodes.jsonl"):
+    for stale in ("steps.jsonl", "episodes.jsonl", "checkpoints.jsonl"):
         (out_dir / stale).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     checkpoint, base_identity = _base_checkpoint(config.model)
-    train_tasks, held = split_tasks(load_tasks(config.tasks), held_out=config.held_out, seed=config.seed)
+    split_seed = config.seed if config.split_seed is None else config.split_seed
+    train_tasks, held = split_tasks(load_tasks(config.tasks), held_out=config.held_out, seed=split_seed)
     vulns = frozenset(config.vulns)
 
-    warm = None
-    if config.warmstart:
-        w = config.warmstart
-        demos = hack_demonstrations(train_tasks[: w.tasks], tuple(w.kinds), config.prompt_variant, config.seed)
-        params = TrainParams(lora=config.lora, learning_rate=w.learning_rate, epochs=w.epochs,
-                             batch_size=w.batch_size, max_length=w.max_length, seed=config.seed)
-        console.print(f"[bold]warm-start[/]: SFT on {len(demos)} hack demonstrations")
-        warm = train_lora(checkpoint, base_identity, demos, content_hash(demos, 64), params, Path(config.workspace) / "adapters")
-
+    warm = train_warmstart(config, checkpoint, base_identity, train_tasks)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     torch.manual_seed(config.seed)
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
@@ -232,6 +347,12 @@ def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
     })
     rewarder = EpisodeRewarder({t.id: t for t in train_tasks}, vulns, config.reward, out_dir, config.workers,
                                config.hack_penalty, config.penalize)
+    checkpoints, callbacks = None, []
+    if config.eval is not None:
+        checkpoints = Checkpoints(out_dir, config.model, config.eval.every, g.steps, rewarder.history)
+        checkpoints.record(0, f"{config.model}@{warm.path.resolve()}" if warm else config.model,
+                           warm.path.resolve() if warm else None)
+        callbacks.append(checkpoints.callback())
     work = Path(tempfile.mkdtemp(prefix=".rl-", dir=out_dir))
     try:
         args = GRPOConfig(
@@ -250,9 +371,11 @@ def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
             save_strategy="no",
             report_to=[],
             shuffle_dataset=False,
+            gradient_checkpointing=g.gradient_checkpointing,
         )
-        trainer = GRPOTrainer(model=model, reward_funcs=[rewarder], args=args, train_dataset=dataset,
-                              processing_class=tokenizer, peft_config=peft_config)
+        trainer = _autocast_generation(GRPOTrainer)(
+            model=model, reward_funcs=[rewarder], args=args, train_dataset=dataset, processing_class=tokenizer,
+            peft_config=peft_config, callbacks=callbacks)
         quiet_progress(trainer)
         trainer.train()
         adapter_tmp = work / "adapter"
@@ -273,6 +396,7 @@ def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
         "train_tasks": [t.id for t in train_tasks],
         "held_out_tasks": [t.id for t in held],
         "steps": rewarder.history,
+        "checkpoints": [json.loads(line) for line in checkpoints.path.read_text().splitlines()] if checkpoints else None,
     }
     from emlab.analysis.summary import write_json_atomic
 
