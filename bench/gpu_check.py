@@ -100,6 +100,11 @@ class Deadline:
         return self.left() >= seconds
 
 
+
+def _sig(x: float) -> float:
+    """Three significant digits: a share far below the roofline (a loaded CPU, a tiny model) must not round to 0."""
+    return float(f"{x:.3g}")
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
@@ -345,7 +350,7 @@ def sampling_throughput(model, device: str, batches: list[int], prompt_len: int,
         _, seconds = timed(lambda: greedy(model, prompts, new), device)
         tps = b * new / seconds
         out.append({"batch": b, "prompt_tokens": prompt_len, "new_tokens": new, "seconds": round(seconds, 3),
-                    "tokens_per_s": round(tps, 1), "roofline_share": round(2 * params * tps / (peak * 1e12), 5)})
+                    "tokens_per_s": round(tps, 1), "roofline_share": _sig(2 * params * tps / (peak * 1e12))})
     return out
 
 
@@ -393,7 +398,7 @@ def training_throughput(model, device: str, batch: int, length: int, steps: int,
         return {"skipped": "out of time after the warm-up step"}
     tps = tokens / sum(times)
     return {"batch": batch, "tokens_per_row": length, "steps_timed": len(times), "tokens_per_s": round(tps, 1),
-            "roofline_share": round(4 * params_count * tps / (peak * 1e12), 5)}
+            "roofline_share": _sig(4 * params_count * tps / (peak * 1e12))}
 
 
 def throughput(name: str, shape: dict, device: str, quick: bool, peak: float, deadline: Deadline) -> dict:
