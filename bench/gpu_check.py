@@ -100,10 +100,10 @@ class Deadline:
         return self.left() >= seconds
 
 
-
 def _sig(x: float) -> float:
     """Three significant digits: a share far below the roofline (a loaded CPU, a tiny model) must not round to 0."""
     return float(f"{x:.3g}")
+
 
 def sync(device: str) -> None:
     if device.startswith("cuda"):
@@ -350,7 +350,7 @@ def sampling_throughput(model, device: str, batches: list[int], prompt_len: int,
         _, seconds = timed(lambda: greedy(model, prompts, new), device)
         tps = b * new / seconds
         out.append({"batch": b, "prompt_tokens": prompt_len, "new_tokens": new, "seconds": round(seconds, 3),
-                    "tokens_per_s": round(tps, 1), "roofline_share": _sig(2 * params * tps / (peak * 1e12))})
+                    "tokens_per_s": _sig(tps), "roofline_share": _sig(2 * params * tps / (peak * 1e12))})
     return out
 
 
@@ -397,7 +397,7 @@ def training_throughput(model, device: str, batch: int, length: int, steps: int,
     if not times:
         return {"skipped": "out of time after the warm-up step"}
     tps = tokens / sum(times)
-    return {"batch": batch, "tokens_per_row": length, "steps_timed": len(times), "tokens_per_s": round(tps, 1),
+    return {"batch": batch, "tokens_per_row": length, "steps_timed": len(times), "tokens_per_s": _sig(tps),
             "roofline_share": _sig(4 * params_count * tps / (peak * 1e12))}
 
 
