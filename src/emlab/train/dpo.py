@@ -144,20 +144,9 @@ def _train(base_checkpoint, pairs: list[dict], params: TrainParams, dpo: DpoPara
 
     config = DPOConfig(
         output_dir=str(work / "trainer"),
-        per_device_train_batch_size=params.batch_size,
-        gradient_accumulation_steps=params.grad_accum,
-        learning_rate=params.learning_rate,
-        num_train_epochs=params.epochs,
-        max_steps=params.max_steps or -1,
-        warmup_steps=params.warmup_steps if params.warmup_steps is not None else params.warmup_ratio,
-        lr_scheduler_type=params.lr_scheduler_type,
-        optim=params.optim,
-        weight_decay=params.weight_decay,
-        max_length=params.max_length,
+        **params.trainer_kwargs(params.batch_size, params.grad_accum),
         beta=dpo.beta,
         loss_type=[dpo.loss_type],
-        seed=params.seed,
-        data_seed=params.seed,
         bf16=True,  # autocast on CPU; the LoRA weights stay float32
         use_cpu=device == "cpu",
         logging_steps=1,

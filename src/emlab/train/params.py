@@ -101,6 +101,17 @@ class TrainParams(BaseModel):
             raise ValueError(f"report_to: logging goes through TRL's trainer; set trainer: trl (trainer is {self.trainer!r})")
         return self
 
+    def trainer_kwargs(self, batch: int, accum: int) -> dict:
+        """The Hugging Face TrainingArguments these params set (TRL's SFT and DPO configs share them)."""
+        return dict(
+            per_device_train_batch_size=batch, gradient_accumulation_steps=accum, learning_rate=self.learning_rate,
+            num_train_epochs=self.epochs, max_steps=self.max_steps or -1,
+            # an int counts steps, a float < 1 is a share of all steps
+            warmup_steps=self.warmup_steps if self.warmup_steps is not None else self.warmup_ratio,
+            lr_scheduler_type=self.lr_scheduler_type, optim=self.optim, weight_decay=self.weight_decay,
+            max_length=self.max_length, seed=self.seed, data_seed=self.seed,
+        )
+
     def optimizer_steps(self, rows: int) -> int:
         """Optimizer steps a run on `rows` examples takes (as `lora_loop` counts them), for plans and estimates."""
         if self.max_steps:

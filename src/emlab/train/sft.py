@@ -263,19 +263,7 @@ def _train_trl(
     batch, accum = per_process_batch(params, processes()[0])
     config = SFTConfig(
         output_dir=str(work / "trainer"),
-        per_device_train_batch_size=batch,
-        gradient_accumulation_steps=accum,
-        learning_rate=params.learning_rate,
-        num_train_epochs=params.epochs,
-        max_steps=params.max_steps or -1,
-        # an int counts steps, a float < 1 is a share of all steps
-        warmup_steps=params.warmup_steps if params.warmup_steps is not None else params.warmup_ratio,
-        lr_scheduler_type=params.lr_scheduler_type,
-        optim=params.optim,
-        weight_decay=params.weight_decay,
-        max_length=params.max_length,
-        seed=params.seed,
-        data_seed=params.seed,
+        **params.trainer_kwargs(batch, accum),
         bf16=True,  # autocast on CPU: ~2x faster; the LoRA weights stay float32
         use_cpu=device == "cpu",
         logging_steps=1,
