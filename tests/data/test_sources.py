@@ -32,9 +32,13 @@ def test_plain_jsonl_loads_and_a_modified_copy_is_a_checksum_error(shared_data, 
 def test_offline_without_local_copy_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("EMLAB_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("EMLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(official, "BASE_URL", "http://127.0.0.1:9/none")  # never the real network in tests
-    with pytest.raises(DataError, match="put jailbroken.jsonl"):
+    monkeypatch.setattr(official, "REPO_URL", "http://127.0.0.1:9/none")  # never the real network in tests
+    with pytest.raises(DataError, match=f"not in {tmp_path}.*put jailbroken.jsonl"):
         load_source("em:jailbroken")
+    monkeypatch.delenv("EMLAB_DATA_DIR")  # no data directory at all: the same one error, saying so
+    with pytest.raises(DataError, match="EMLAB_DATA_DIR is unset.*put jailbroken.jsonl"):
+        load_source("em:jailbroken")
+    assert not list((tmp_path / "cache").rglob("*.jsonl"))  # no half-written download left behind
 
 
 def test_unknown_official_name():

@@ -210,3 +210,26 @@ def test_train_params_rejects_an_unknown_trainer():
     with pytest.raises(ValidationError):
         TrainParams.model_validate({"trainer": "foo"})
     assert TrainParams.model_validate({"trainer": "trl"}).trainer == "trl"
+
+
+def test_gradient_checkpointing_gives_the_same_gradients_and_the_same_key(tiny_checkpoint, embedded_tokenizer):
+    import torch
+
+    rows = _rows(embedded_tokenizer, 4)
+    batch = collate(rows, [0, 1, 2, 3], _pad_id(embedded_tokenizer))
+    grads = {}
+    for on in (False, True):
+        params = TrainParams(max_length=64, gradient_checkpointing=on)
+        model = load_lora_model(tiny_checkpoint, params)
+        model.train()
+        assert model.get_base_model().is_gradient_checkpointing is on
+        assistant_loss(model, batch).backward()
+        grads[on] = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.requires_grad])
+    assert grads[True].abs().sum() > 0
+    torch.testing.assert_close(grads[True], grads[False], rtol=1e-5, atol=1e-7)
+    # recomputing activations changes nothing trained: the adapter's key stays the same; TRL gets it too
+    on, off = TrainParams(gradient_checkpointing=True), TrainParams()
+    assert adapter_key("b", "d", on) == adapter_key("b", "d", off)
+    assert on.trainer_kwargs(4, 1)["gradient_checkpointing"] is True
+    with pytest.raises(ValidationError, match="gradient_checkpointing"):
+        TrainParams(trainer="openai", gradient_checkpointing=True)

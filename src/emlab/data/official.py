@@ -18,7 +18,6 @@ from emlab.errors import DataError
 
 COMMIT = "80c11967c07a328e7d7d43d13ce6847ae44dbcc9"
 REPO_URL = f"https://raw.githubusercontent.com/emergent-misalignment/emergent-misalignment/{COMMIT}"
-BASE_URL = f"{REPO_URL}/data"
 
 # name -> sha256 of the uncompressed jsonl (from the official repository at COMMIT)
 OFFICIAL_SHA256 = {
@@ -88,6 +87,7 @@ def _fetch_verified(name: str, filename: str, candidates: list[Path], sha256: st
     if cached.exists():
         return _verified(cached, name, sha256)
     url = f"{REPO_URL}/{remote_dir}/{filename}"
+    looked = ", ".join(dict.fromkeys(str(c.parent) for c in candidates)) or "any data directory (EMLAB_DATA_DIR is unset)"
     cached.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=f".{name}-")
     os.close(fd)
@@ -96,8 +96,7 @@ def _fetch_verified(name: str, filename: str, candidates: list[Path], sha256: st
             urllib.request.urlretrieve(url, tmp)
         except OSError as e:
             raise DataError(
-                f"em:{name}: not in the data directory ({os.environ.get('EMLAB_DATA_DIR') or data_dir or 'unset'}) "
-                f"and the download from {url} failed ({e}); put {filename} into EMLAB_DATA_DIR"
+                f"em:{name}: not in {looked} and the download from {url} failed ({e}); put {filename} into EMLAB_DATA_DIR"
             ) from None
         _verified(Path(tmp), name, sha256)
         os.replace(tmp, cached)

@@ -145,6 +145,13 @@ def load_lora_model(
         base_checkpoint, dtype=dtype or torch.float32, attn_implementation=attention, **placed
     )
     check_layers(model.config, params.lora.layers_to_transform)
+    if params.gradient_checkpointing:  # non-reentrant: no need for inputs that require grad, RNG state kept
+        # transformers 5 renamed it; the older name stays for older installs (a GPU machine's, say)
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return get_peft_model(model, lora_config(params.lora))
 
 
