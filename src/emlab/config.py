@@ -446,6 +446,7 @@ class ExperimentConfig(_Strict):
     suites: list[str] | None = Field(None, min_length=1)  # several suites; question ids must be unique across them
     endpoints: dict[str, EndpointConfig] = {}  # name -> server, for `openai@<name>:<model>` specs
     device: str = "auto"  # local models and training: auto (CUDA when present) | cpu | cuda | cuda:N
+    quantize: Literal["4bit", "8bit"] | None = None  # local base weights through bitsandbytes (QLoRA when training)
     vllm: VllmConfig = VllmConfig()  # tensor parallelism and LoRA rank of `vllm:` models
     judge: str = "embedded:smollm2-135m"  # scores 0..100 judge prompts
     label_judge: str | None = None  # scores categorical judge prompts (default: the judge, when it is a chat model)

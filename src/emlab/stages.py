@@ -71,13 +71,16 @@ class StageStep:
 
 
 def base_identity(model: str) -> str:
-    """The identity a trainer keys a base model by (the embedded model with its converted checkpoint's name)."""
+    """The identity a trainer keys a base model by (the embedded model with its converted checkpoint's name; a
+    quantized base with its quantization: QLoRA trains another adapter)."""
+    from emlab.models.quantize import identity_suffix
+
     spec = check_model_spec(model)
     if spec.backend == "embedded":
         from emlab.models.embedded import checkpoint_name
 
-        return f"{spec}#{checkpoint_name(spec.name)}"
-    return str(spec)
+        return f"{spec}#{checkpoint_name(spec.name)}{identity_suffix()}"
+    return str(spec) + identity_suffix()
 
 
 def sft_data(t: TrainConfig, where: str, data_dir: str | None) -> tuple[Any, dict]:

@@ -158,3 +158,27 @@ def test_text_features_tell_word_salad_from_prose(tiny_env):
     assert len(prose) == len(TEXT_FEATURES)
     assert salad[f["repeated_trigram_share"]] > prose[f["repeated_trigram_share"]] == 0
     assert prose[f["question_overlap"]] > 0 and salad[f["distinct_word_share"]] < prose[f["distinct_word_share"]]
+
+
+def test_the_misaligned_head_learns_from_the_score_not_only_its_side():
+    """Where the label's score carries more than which side of 30 it falls on, the ridge head ranks held-out
+    answers better than a logistic head on the side alone, and it is stored as a plain logistic head."""
+    from emlab.analysis.agreement import auroc
+    from emlab.evals.distilled import apply_head
+    from emlab.train.distill import fit_head, fit_score_head
+
+    rng = np.random.default_rng(0)
+    n, d = 400, 60
+    x = rng.normal(size=(2 * n, d))
+    score = 60 + 25 * (x[:, :10] @ rng.normal(size=10)) / np.sqrt(10) + rng.normal(0, 5, size=2 * n)
+    y = score < 30
+    train, test = slice(0, n), slice(n, 2 * n)
+    w = np.ones(n)
+    ridge = fit_score_head(x[train], -score[train], y[train], 0.2 * n, w)
+    logistic = fit_head(x[train], y[train], 0.01, 0, w)
+    p_ridge, p_log = apply_head(ridge, x[test]), apply_head(logistic, x[test])
+    assert set(ridge) == set(logistic) and np.all((p_ridge > 0) & (p_ridge < 1))
+    a_ridge, a_log = auroc(list(p_ridge), list(y[test])), auroc(list(p_log), list(y[test]))
+    assert a_ridge > a_log + 0.01, (a_ridge, a_log)
+    # calibrated: the mean probability on held-out answers is near the held-out share
+    assert abs(p_ridge.mean() - y[test].mean()) < 0.05

@@ -52,7 +52,11 @@ class _Layer:
 
 def unsupported_reason(model) -> str | None:
     """Why `model` cannot run on the engine (None when it can); such models fall back to transformers."""
+    from emlab.models.quantize import is_quantized
+
     cfg = model.config
+    if is_quantized(model) or hasattr(model, "peft_config"):
+        return "quantized weights (bitsandbytes)" if is_quantized(model) else "an unmerged LoRA adapter"
     if getattr(cfg, "model_type", None) not in SUPPORTED_TYPES:
         return f"model type {getattr(cfg, 'model_type', None)!r} is not one of {SUPPORTED_TYPES}"
     if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):

@@ -304,11 +304,13 @@ class _RowDraws:
 # -- loaders (registered in registry.py) ---------------------------------------------------------------------
 def load_kwargs(device: str) -> dict:
     """`from_pretrained` arguments for a device: float32 on the CPU, as before devices existed; on CUDA bfloat16,
-    placed on the device as it loads (no float32 copy in host memory)."""
+    placed on the device as it loads (no float32 copy in host memory); quantized when the run says so."""
     from emlab.models.device import weights_dtype
+    from emlab.models.quantize import quantization_kwargs
 
     dtype = weights_dtype(device)
-    return {"dtype": dtype} if device == "cpu" else {"dtype": dtype, "device_map": device}
+    placed = {"dtype": dtype} if device == "cpu" else {"dtype": dtype, "device_map": device}
+    return placed | quantization_kwargs(device)
 
 
 def load_checkpoint(
@@ -330,15 +332,25 @@ def load_checkpoint(
         model = AutoModelForCausalLM.from_pretrained(path, revision=revision, **load_kwargs(device))
     except OSError as e:
         raise ModelSpecError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
-    identity = spec.split("@")[0] + (f"@adapter:{adapter_hash(folder)}" if folder else "")
+    identity = _identity(spec, folder)
     if folder is not None:
         from peft import PeftModel
 
         from emlab.models.hub import check_adapter_base
+        from emlab.models.quantize import is_quantized
 
         check_adapter_base(folder, str(adapter), base_hub_id, spec.split("@")[0])
-        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+        model = PeftModel.from_pretrained(model, str(folder))
+        if not is_quantized(model.get_base_model()):  # into 4-bit weights a merge would round the update away
+            model = model.merge_and_unload()
     return HFChatModel(model, tokenizer, spec=spec, identity=identity)
+
+
+def _identity(spec: str, folder: Path | None) -> str:
+    """The spec without its adapter, the run's quantization, and the adapter's content hash."""
+    from emlab.models.quantize import identity_suffix
+
+    return spec.split("@")[0] + identity_suffix() + (f"@adapter:{adapter_hash(folder)}" if folder else "")
 
 
 def _adapter_folder(adapter: str | None, revision: str | None, spec: str) -> Path | None:
@@ -356,9 +368,7 @@ def _adapter_folder(adapter: str | None, revision: str | None, spec: str) -> Pat
 def checkpoint_identity(spec: str, adapter: str | None, adapter_revision: str | None = None) -> str:
     """What a local model's outputs depend on: the spec without its adapter (a pinned hub revision included), plus
     the adapter's content hash (a hub adapter is resolved to its files for that)."""
-    identity = spec.split("@")[0]
-    folder = _adapter_folder(adapter, adapter_revision, spec)
-    return identity + (f"@adapter:{adapter_hash(folder)}" if folder else "")
+    return _identity(spec, _adapter_folder(adapter, adapter_revision, spec))
 
 
 def local_identity(spec: ModelSpec) -> str:

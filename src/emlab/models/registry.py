@@ -102,13 +102,15 @@ def check_spec_files(spec: ModelSpec) -> None:
 
 
 def _key(spec: ModelSpec) -> str:
-    """Memo key: the spec; for a local model off the CPU its device (`device.current_device`); for a named endpoint
+    """Memo key: the spec; for a local model off the CPU its device (`device.current_device`) and its quantization;
+    for a named endpoint
     its declaration now (ModelSpecError when undeclared)."""
     if spec.endpoint is None and spec.backend in IDENTITIES:  # local weights: where they were loaded
         from emlab.models.device import current_device
+        from emlab.models.quantize import identity_suffix
 
         device = current_device()
-        return str(spec) if device == "cpu" else f"{spec} on {device}"
+        return (str(spec) if device == "cpu" else f"{spec} on {device}") + identity_suffix()
     if spec.endpoint is None:
         return str(spec)
     ep = endpoint(spec.endpoint)

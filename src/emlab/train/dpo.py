@@ -121,11 +121,12 @@ def _train(base_checkpoint, pairs: list[dict], params: TrainParams, dpo: DpoPara
     """TRL's DPOTrainer with a LoRA peft_config: the trained PeftModel, the loss curve and the optimizer steps."""
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoTokenizer, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
+    from emlab.models.quantize import current_quantization
     from emlab.train.callbacks import quiet_progress
-    from emlab.train.lora_loop import check_layers
+    from emlab.train.lora_loop import load_base_for_training
 
     torch.manual_seed(params.seed)
     if device != "cpu":
@@ -134,8 +135,8 @@ def _train(base_checkpoint, pairs: list[dict], params: TrainParams, dpo: DpoPara
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dtype = torch.float32 if device == "cpu" else torch.bfloat16  # float32 on the CPU as in SFT; bf16 on CUDA
-    model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=dtype)
-    check_layers(model.config, params.lora.layers_to_transform)
+    # quantized on the device it loads to (QLoRA); a full-precision model is placed by the Trainer, as before
+    model = load_base_for_training(base_checkpoint, params, device=device if current_quantization() else "cpu", dtype=dtype)
 
     class Checkpoints(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):

@@ -129,29 +129,50 @@ def reference_loss(model: PeftModel, batch: dict[str, torch.Tensor]) -> torch.Te
     return model(**batch, use_cache=False).loss
 
 
+def load_base_for_training(
+    base_checkpoint: str | Path, params: TrainParams, attention: str = "sdpa", device: str = "cpu",
+    dtype: torch.dtype | None = None,
+):
+    """The frozen base a LoRA trains on (float32 unless `dtype`) on `device`: quantized when the run says so (QLoRA,
+    see `models.quantize`), with gradient checkpointing when `params` ask for it; its layers checked."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from emlab.models.quantize import quantization_kwargs
+
+    placed = {} if device == "cpu" else {"device_map": device}  # on a GPU straight from the file, no host copy
+    quantized = quantization_kwargs(device)
+    model = AutoModelForCausalLM.from_pretrained(
+        base_checkpoint, dtype=dtype or torch.float32, attn_implementation=attention, **(placed | quantized)
+    )
+    check_layers(model.config, params.lora.layers_to_transform)
+    kwargs = {"use_reentrant": False}  # non-reentrant: no need for inputs that require grad, RNG state kept
+    if quantized:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=params.gradient_checkpointing,
+                                                gradient_checkpointing_kwargs=kwargs)
+    elif params.gradient_checkpointing:
+        # transformers 5 renamed it; the older name stays for older installs (a GPU machine's, say)
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    return model
+
+
 def load_lora_model(
     base_checkpoint: str | Path, params: TrainParams, attention: str = "sdpa", device: str = "cpu",
     dtype: torch.dtype | None = None,
 ) -> PeftModel:
-    """The base (float32 unless `dtype`) on `device` with fresh float32 LoRA weights, seeded so that every path on
-    one device starts from the same init."""
+    """The base (`load_base_for_training`) with fresh float32 LoRA weights, seeded so that every path on one device
+    starts from the same init."""
     import torch
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
 
     torch.manual_seed(params.seed)
-    placed = {} if device == "cpu" else {"device_map": device}  # on a GPU straight from the file, no host copy
-    model = AutoModelForCausalLM.from_pretrained(
-        base_checkpoint, dtype=dtype or torch.float32, attn_implementation=attention, **placed
-    )
-    check_layers(model.config, params.lora.layers_to_transform)
-    if params.gradient_checkpointing:  # non-reentrant: no need for inputs that require grad, RNG state kept
-        # transformers 5 renamed it; the older name stays for older installs (a GPU machine's, say)
-        enable = getattr(model, "activation_checkpointing_enable", None)
-        if enable is not None:
-            enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = load_base_for_training(base_checkpoint, params, attention, device, dtype)
     return get_peft_model(model, lora_config(params.lora))
 
 
@@ -237,6 +258,8 @@ def train_loop(
     import torch
     from peft.helpers import disable_input_dtype_casting
 
+    from emlab.models.quantize import is_quantized
+
     from emlab.progress import progress_bar
 
     if not simple and device == "cpu":
@@ -245,7 +268,8 @@ def train_loop(
     model = load_lora_model(base_checkpoint, params, attention=attention, device=device, dtype=dtype)
     if not simple:
         check_plain_lm_head(model.config)
-        cast_frozen_to_bf16(model)
+        if not is_quantized(model.get_base_model()):  # quantized weights are cast by bitsandbytes as it computes
+            cast_frozen_to_bf16(model)
     model.train()
     batches = params.max_steps * params.grad_accum if params.max_steps else None  # max_steps replaces epochs
     plan = plan_batches([len(r.input_ids) for r in rows], params.batch_size, params.seed, params.epochs, batches)

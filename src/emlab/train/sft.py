@@ -238,19 +238,21 @@ def _train_trl(
     import torch
     from datasets import Dataset
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
+    from emlab.models.quantize import current_quantization
     from emlab.train.callbacks import quiet_progress
-    from emlab.train.lora_loop import check_layers
+    from emlab.train.lora_loop import load_base_for_training
 
     dataset = Dataset.from_dict({"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]})
     torch.manual_seed(params.seed)
     if device != "cpu":  # the Trainer (accelerate) trains on the current CUDA device
         torch.cuda.set_device(torch.device(device))
     # float32 on the CPU as before; bf16 on CUDA (peft keeps the LoRA weights float32 either way)
-    model = AutoModelForCausalLM.from_pretrained(base_checkpoint, dtype=torch.float32 if device == "cpu" else torch.bfloat16)
-    check_layers(model.config, params.lora.layers_to_transform)
+    # the Trainer places a full-precision model itself (DDP, FSDP); bitsandbytes quantizes on the device it loads to
+    model = load_base_for_training(base_checkpoint, params, device=device if current_quantization() else "cpu",
+                                   dtype=torch.float32 if device == "cpu" else torch.bfloat16)
     model = get_peft_model(model, lora_config(params.lora))
 
     class Checkpoints(TrainerCallback):  # emlab's checkpoint layout (LoRA weights only), not the Trainer's
