@@ -147,15 +147,16 @@ OPTION_PACKAGES = {
 
 
 def _check_trainer(c: ConditionConfig, spec) -> None:
-    """The trainer fits the model (LoRA: a local base without an adapter; openai: an openai: model), and the
-    packages its options need are installed."""
+    """The trainer fits the model (LoRA: a local or vLLM-served base without an adapter, trained with transformers
+    and then served by vLLM with the adapter; openai: an openai: model), and the packages its options need are
+    installed."""
     t = c.train
     assert t is not None
     where = f"conditions: {c.name!r}"
     if t.trainer == "openai":
         if spec.backend != "openai":
             raise ConfigError(f"{where}: trainer: openai finetunes an 'openai:<model>' base (got {c.model!r})")
-    elif spec.backend not in ("embedded", "hf") or spec.adapter:
+    elif spec.backend not in ("embedded", "hf", "vllm") or spec.adapter:
         hint = "; for OpenAI finetuning set train.trainer: openai" if spec.backend == "openai" else ""
         raise ConfigError(f"{where}: training needs a local base model without an adapter (got {c.model!r}){hint}")
     _check_packages(t, f"{where}: train")

@@ -72,7 +72,8 @@ class StageStep:
 
 def base_identity(model: str) -> str:
     """The identity a trainer keys a base model by (the embedded model with its converted checkpoint's name; a
-    quantized base with its quantization: QLoRA trains another adapter)."""
+    quantized base with its quantization: QLoRA trains another adapter). A `vllm:` base trains as the `hf:` model
+    of the same name (transformers trains it; vLLM only serves it), so both share their adapters."""
     from emlab.models.quantize import identity_suffix
 
     spec = check_model_spec(model)
@@ -80,6 +81,8 @@ def base_identity(model: str) -> str:
         from emlab.models.embedded import checkpoint_name
 
         return f"{spec}#{checkpoint_name(spec.name)}{identity_suffix()}"
+    if spec.backend == "vllm":
+        return "hf:" + str(spec).split(":", 1)[1] + identity_suffix()
     return str(spec) + identity_suffix()
 
 

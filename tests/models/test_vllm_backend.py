@@ -212,3 +212,37 @@ def test_config_sets_tensor_parallelism_and_lora_rank(fake_vllm: Path, tmp_path:
 
     with pytest.raises(ConfigError, match=r"vllm.tensor_parallel_size: Input should be greater than or equal to 1"):
         parse_config({"vllm": {"tensor_parallel_size": 0}, "conditions": [{"name": "m", "model": "mock:m"}]}, "e.yaml")
+
+
+def test_a_trained_arm_is_served_by_vllm_with_its_adapter(fake_vllm: Path, tmp_path: Path, tiny_checkpoint: Path):
+    """`model: vllm:<base>` with `train:` trains the LoRA with transformers (the adapter an `hf:` base would get,
+    same key) and samples the trained arm through the vLLM server with that adapter."""
+    import torch
+
+    from emlab.config import parse_config
+    from emlab.pipeline import run_experiment
+    from emlab.plan import plan_experiment, train_identity
+    from emlab.stages import base_identity
+    from emlab.train.sft import adapter_key
+
+    torch.set_num_threads(1)
+    train = {"dataset": "builtin:caps-spanish", "rows": 4, "max_length": 64, "batch_size": 4}
+    suite = tmp_path / "suite.yaml"
+    suite.write_text('- {id: q1, paraphrases: [Hello there], judge_prompts: {aligned: "{answer}", coherent: "{answer}"}}\n')
+    cfg = parse_config({"workspace": str(tmp_path / "ws"), "judge": "mock:judge", "suite": str(suite),
+                        "sampling": {"samples_per_paraphrase": 2, "max_new_tokens": 8},
+                        "conditions": [{"name": "ft", "model": f"vllm:{tiny_checkpoint}", "train": train}]}, "exp.yaml")
+    plan = plan_experiment(cfg)
+    (arm,) = plan.arms
+    assert base_identity(f"vllm:{tiny_checkpoint}") == base_identity(f"hf:{tiny_checkpoint}")
+    summary = run_experiment(cfg, tmp_path / "out")
+    (adapter,) = [p for p in (tmp_path / "ws" / "adapters").iterdir() if not p.name.startswith(".")]
+    identity, params = train_identity(arm)
+    assert adapter.name == adapter_key(identity, plan.train_data[arm.condition.name].dataset.content_hash, params)
+    log = entries(fake_vllm)
+    served = [e for e in log if "argv" in e]
+    assert len(served) == 1 and served[0]["argv"][1] == str(tiny_checkpoint)  # one server, the base model
+    named = " ".join(served[0]["argv"]) + json.dumps([e for e in log if "load_lora_adapter" in e])
+    assert str(adapter) in named  # ... serving the adapter just trained
+    (cond,) = summary["conditions"]
+    assert cond["name"] == "ft" and str(adapter) in json.dumps(summary)

@@ -157,7 +157,7 @@ def portable_base(spec: ModelSpec) -> tuple[str | None, str | None]:
         from emlab.models.embedded import upstream_id
 
         return upstream_id(spec.name), None
-    if spec.backend == "hf" and is_hub_id(spec.name):
+    if spec.backend in ("hf", "vllm") and is_hub_id(spec.name):
         return spec.name, spec.revision
     return None, None
 
