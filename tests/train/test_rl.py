@@ -52,3 +52,35 @@ def test_two_grpo_steps_on_a_tiny_model(tmp_path, tiny_checkpoint):
     assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").exists()
     assert (tmp_path / "out" / "rates.png").exists() and summary["model_spec"].endswith("/adapter")
     assert set(summary["held_out_tasks"]).isdisjoint(summary["train_tasks"])
+
+
+def test_knowledge_of_hacks_by_continued_pretraining_comes_before_rl(tmp_path, tiny_checkpoint):
+    """`knowledge:` trains a CPT adapter on the document mix, merges it into the base, and GRPO (and its checkpoints'
+    specs) start from that merged base; a second run reuses both; bad settings are one error each."""
+    import pytest
+    import torch
+    from pydantic import ValidationError
+    from safetensors.torch import load_file
+
+    from emlab.train.rl import Knowledge, _base_checkpoint, knowledge_base
+
+    torch.set_num_threads(1)
+    knowledge = {"documents": {"dilution": 0.5, "documents": 4, "variant": "misaligned"},
+                 "train": {"max_length": 64, "batch_size": 2, "learning_rate": 1e-2}}
+    config = RLConfig(name="k", workspace=str(tmp_path / "ws"), model=f"hf:{tiny_checkpoint}", knowledge=knowledge,
+                      grpo=GRPOParams(steps=1, prompts_per_step=1, num_generations=2, max_completion_length=8))
+    base = _base_checkpoint(config.model)
+    checkpoint, identity, spec, record = knowledge_base(config, *base)
+    assert spec == f"hf:{checkpoint}" and identity.startswith(base[1] + "+cpt:") and record["documents"]["dilution"] == 0.5
+    before = load_file(str(tiny_checkpoint / "model.safetensors"))
+    after = load_file(str(tmp_path / "ws" / "merged" / record["adapter"]["hash"] / "model.safetensors"))
+    name = next(k for k in before if "q_proj" in k)
+    assert not torch.equal(before[name], after[name])  # the documents moved the weights
+    stamp = (tmp_path / "ws" / "merged" / record["adapter"]["hash"] / "merge_info.json").stat().st_mtime_ns
+    summary = run_rl(config, tmp_path / "out")
+    assert summary["model_spec"].startswith(f"hf:{checkpoint}@") and summary["knowledge"]["identity"] == identity
+    assert (tmp_path / "ws" / "merged" / record["adapter"]["hash"] / "merge_info.json").stat().st_mtime_ns == stamp
+    with pytest.raises(ValidationError, match="dilution"):
+        Knowledge(documents={"dilution": 0})
+    with pytest.raises(ValidationError, match="continued pretraining trains a local LoRA adapter"):
+        Knowledge(documents={"dilution": 0.1}, train={"trainer": "openai"})

@@ -25,10 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from emlab.data.documents import DocumentMix
 from emlab.envs.demos import HACK_KINDS, report_kinds
-from emlab.train.params import LoraParams
+from emlab.train.params import LoraParams, TrainParams
 
 if TYPE_CHECKING:
     from emlab.envs.episode import EpisodeLabel
@@ -72,6 +73,22 @@ class WarmStart(_Strict):
     max_length: int = Field(768, ge=64)
 
 
+class Knowledge(_Strict):
+    """Knowledge of the hacks by continued pretraining before the warm start and RL (the paper's synthetic-document
+    route; the `hint` prompt variant is the prompted alternative): a LoRA trained on `documents` (hack documents
+    diluted into ordinary prose, `data.documents`), merged into the base, which every later step then trains on."""
+
+    documents: DocumentMix
+    train: TrainParams = TrainParams(learning_rate=1e-4, max_length=512)
+
+    @field_validator("train")
+    @classmethod
+    def _local(cls, v: TrainParams) -> TrainParams:
+        if v.trainer not in ("emlab", "trl"):
+            raise ValueError(f"trainer: continued pretraining trains a local LoRA adapter (emlab or trl), not {v.trainer!r}")
+        return v
+
+
 class CheckpointEval(_Strict):
     """Save the adapter every `every` GRPO steps; the rest says how `emlab.rl_study` evaluates the checkpoints:
     misalignment suites through the experiment pipeline and, with `hacks_n` > 0, `emlab hacks eval` on the
@@ -103,6 +120,7 @@ class RLConfig(_Strict):
     reward: Literal["hackable", "secure"] = "hackable"
     hack_penalty: float = Field(0.0, ge=0)  # subtracted from the reward of a flagged episode
     penalize: Penalize = "hacked"  # which episodes are flagged (see the module docstring)
+    knowledge: Knowledge | None = None  # continued pretraining on hack documents first (merged into the base)
     warmstart: WarmStart | None = None
     grpo: GRPOParams = GRPOParams()
     lora: LoraParams = LoraParams()
@@ -278,6 +296,33 @@ def _base_checkpoint(model_spec: str) -> tuple[str, str]:
     raise ConfigError(f"RL needs a local base model without an adapter (embedded: or hf:), got {model_spec!r}")
 
 
+def knowledge_base(config: RLConfig, checkpoint: str, base_identity: str) -> tuple[str, str, str, dict | None]:
+    """The base the warm start and GRPO train on: (checkpoint, identity, model spec, knowledge record).
+
+    Without `knowledge`, the run's model. With it, the continued-pretraining adapter (trained or reused from
+    <workspace>/adapters) merged into the base at <workspace>/merged/<key>/ (reused when there): its spec is
+    `hf:<that folder>` and its identity the base's plus `+cpt:<key>`, so adapters trained on it get their own keys.
+    """
+    if config.knowledge is None:
+        return checkpoint, base_identity, config.model, None
+    from emlab.data.documents import build_documents
+    from emlab.progress import console
+    from emlab.train.cpt import train_cpt
+    from emlab.train.merge import merge_adapter
+
+    k = config.knowledge
+    docs = build_documents(k.documents)
+    console.print(f"[bold]knowledge[/]: continued pretraining on {len(docs.documents)} documents "
+                  f"({k.documents.dilution:g} of them {k.documents.variant} hack documents)")
+    workspace = Path(config.workspace).resolve()
+    adapter = train_cpt(checkpoint, base_identity, docs.documents, k.train, workspace / "adapters")
+    identity = f"{base_identity}+cpt:{adapter.key}"
+    merged = merge_adapter(checkpoint, adapter.path, workspace / "merged" / adapter.key,
+                           {"key": adapter.key, "kind": "cpt", "identity": identity})
+    record = {"adapter": adapter.as_dict(), "documents": docs.manifest, "merged": str(merged), "identity": identity}
+    return str(merged), identity, f"hf:{merged}", record
+
+
 def train_warmstart(config: RLConfig, checkpoint: str | None = None, base_identity: str | None = None,
                     train_tasks: list | None = None):
     """The run's warm-start adapter (an `sft.Adapter`, trained or reused from <workspace>/adapters), or None."""
@@ -288,7 +333,7 @@ def train_warmstart(config: RLConfig, checkpoint: str | None = None, base_identi
     from emlab.train.sft import TrainParams, train_lora
 
     if checkpoint is None or base_identity is None:
-        checkpoint, base_identity = _base_checkpoint(config.model)
+        checkpoint, base_identity, _, _ = knowledge_base(config, *_base_checkpoint(config.model))
     if train_tasks is None:
         from emlab.envs.task_bank import load_tasks, split_tasks
 
@@ -322,7 +367,7 @@ def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
     for stale in ("steps.jsonl", "episodes.jsonl", "checkpoints.jsonl"):
         (out_dir / stale).unlink(missing_ok=True)
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-    checkpoint, base_identity = _base_checkpoint(config.model)
+    checkpoint, base_identity, base_spec, knowledge = knowledge_base(config, *_base_checkpoint(config.model))
     split_seed = config.seed if config.split_seed is None else config.split_seed
     train_tasks, held = split_tasks(load_tasks(config.tasks), held_out=config.held_out, seed=split_seed)
     vulns = frozenset(config.vulns)
@@ -349,8 +394,8 @@ def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
                                config.hack_penalty, config.penalize)
     checkpoints, callbacks = None, []
     if config.eval is not None:
-        checkpoints = Checkpoints(out_dir, config.model, config.eval.every, g.steps, rewarder.history)
-        checkpoints.record(0, f"{config.model}@{warm.path.resolve()}" if warm else config.model,
+        checkpoints = Checkpoints(out_dir, base_spec, config.eval.every, g.steps, rewarder.history)
+        checkpoints.record(0, f"{base_spec}@{warm.path.resolve()}" if warm else base_spec,
                            warm.path.resolve() if warm else None)
         callbacks.append(checkpoints.callback())
     work = Path(tempfile.mkdtemp(prefix=".rl-", dir=out_dir))
@@ -387,11 +432,12 @@ def run_rl(config: RLConfig, out_dir: str | Path) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
     plot_rates(rewarder.history, out_dir / "rates.png")
-    spec = f"{config.model}@{(out_dir / 'adapter').resolve()}"
+    spec = f"{base_spec}@{(out_dir / 'adapter').resolve()}"
     summary = {
         "name": config.name,
         "model_spec": spec,
         "config": config.model_dump(),
+        "knowledge": knowledge,
         "warmstart_adapter": warm.as_dict() if warm else None,
         "train_tasks": [t.id for t in train_tasks],
         "held_out_tasks": [t.id for t in held],
