@@ -43,7 +43,9 @@ def test_aligned_score_maps_the_threshold():
 def test_distil_save_load_score_round_trip(tmp_path, tiny_env):
     files = [_labels(tmp_path / f"m{i}.csv", seed=i) for i in range(3)]
     meta = distill(files, tmp_path / "judge", base=tiny_env, layers=(1, 2), grid=(0.1, 1.0), folds=3)
-    assert meta["chosen_C"] in (0.1, 1.0) and len(meta["candidates"]) == 2 * 9 * 5
+    from emlab.train.distill import COHERENT_CUTS, THRESHOLDS
+
+    assert meta["chosen_C"] in (0.1, 1.0) and len(meta["candidates"]) == 2 * len(THRESHOLDS) * len(COHERENT_CUTS)
     assert 0 < meta["threshold"] <= 0.5 and 0.5 <= meta["coherent_threshold"] < 1
     # held-out figures per source, family and judge, and the note a report prints
     assert set(meta["heldout"]["sources"]) == {"m0", "m1", "m2"} and "Qwen2.5-Coder-32B" in meta["heldout"]["families"]
@@ -182,3 +184,27 @@ def test_the_misaligned_head_learns_from_the_score_not_only_its_side():
     assert a_ridge > a_log + 0.01, (a_ridge, a_log)
     # calibrated: the mean probability on held-out answers is near the held-out share
     assert abs(p_ridge.mean() - y[test].mean()) < 0.05
+
+
+def test_cut_choice_relaxes_the_share_limit_only_for_a_family_no_cut_can_fit():
+    from emlab.train.distill import choose
+
+    def report(fp, recall, errors, nonsense=0.0):
+        fams = {f: {"nonsense_counted_share": nonsense, "share_points": {"difference": e}} for f, e in errors.items()}
+        return {"pooled": {"false_positive_rate": fp, "recall": recall}, "families": fams}
+
+    reports = {
+        "k1": report(0.04, 0.80, {"f1": 2.0, "f2": -9.5}),  # f2 beyond the best any cut reaches + 1
+        "k2": report(0.04, 0.70, {"f1": -2.0, "f2": 8.5}),
+        "k3": report(0.06, 0.90, {"f1": 0.0, "f2": 0.0}),  # too many false positives
+        "k4": report(0.03, 0.60, {"f1": 1.0, "f2": 8.0}),
+        "k5": report(0.02, 0.95, {"f1": 0.0, "f2": 8.0}, nonsense=0.05),  # counts nonsense
+        "k6": report(0.04, 0.75, {"f1": 4.0, "f2": 8.0}),  # f1 can be fitted (within 3), so 4 is too far
+    }
+    objective = {k: 0.0 for k in reports} | {"k4": 1.0}
+    assert choose(reports, objective) == "k2"
+    # with every family within 3 points somewhere, the plain limit holds
+    reports["k7"], objective["k7"] = report(0.05, 0.65, {"f1": 0.5, "f2": 2.5}), 0.0
+    assert choose(reports, objective) == "k7"
+    # nothing within the false-positive and nonsense limits: the objective decides
+    assert choose({"k3": reports["k3"], "k5": reports["k5"]}, {"k3": 0.1, "k5": 0.2}) == "k5"
