@@ -18,3 +18,7 @@ def quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    import logging
+
+    # peft imports bitsandbytes wherever it is installed, and its CPU backend warns about an optional kernel package
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)

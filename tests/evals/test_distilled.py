@@ -68,7 +68,11 @@ def test_distil_save_load_score_round_trip(tmp_path, tiny_env):
     assert all(j.value is None or 0 <= j.value <= 100 for j in out)
     again = DistilledJudge(judge_dir(str(tmp_path / "judge")))  # loading twice gives the same scores
     assert [j.value for j in score_all(DirectJudge(again), reqs) if j.reason is None or "no head" not in j.reason] == [j.value for j in out]
-    assert judge.identity.startswith("distilled:")
+    assert judge.identity.startswith("distilled:") and again.identity == judge.identity
+    # a new cut in judge.json scores differently: a new identity, so cached scores are not reused
+    meta_path = tmp_path / "judge" / "judge.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "threshold": 0.123}))
+    assert DistilledJudge(judge_dir(str(tmp_path / "judge"))).identity != judge.identity
 
 
 def test_distilled_judge_errors(tmp_path, tiny_env):

@@ -135,7 +135,9 @@ class DistilledJudge:
             raise ModelSpecError(f"{path}: heads expect {dim} features but judge.json says {meta['feature_dim']}")
         self.trust_note: str | None = meta.get("trust_note")  # held-out figures, written by `emlab judge distill`
         self.spec = f"distilled:{path}"
-        self.identity = f"distilled:{file_sha256(str(path / 'heads.npz'))[:16]}"
+        # the scores depend on the heads and on the cuts judge.json holds: both are in the identity (score cache keys)
+        cuts = f"t={meta.get('threshold')},tc={meta.get('coherent_threshold')}"
+        self.identity = f"distilled:{file_sha256(str(path / 'heads.npz'))[:16]}:{cuts}"
 
     def _features(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         from emlab.evals.features import FeatureCache, pair_features
