@@ -3,7 +3,8 @@
 The fake is a small Python script written to tmp_path: it parses `serve <model> --port N ...`, records its
 arguments, and serves tests/models/fake_openai_server.py's handler on that port (plus vLLM's runtime
 `/v1/load_lora_adapter`). FAKE_VLLM_MODE=die makes it exit at once with a message on stderr; =hang makes it
-never listen. The in-process path (vLLM importable) is not tested here: vLLM is not installed.
+never listen. The in-process path (vLLM importable) runs against a fake `vllm` package written to tmp_path (its
+`LLM`, `SamplingParams` and `LoRARequest` as emlab calls them), since real vLLM is not installed.
 """
 
 from __future__ import annotations
@@ -246,3 +247,106 @@ def test_a_trained_arm_is_served_by_vllm_with_its_adapter(fake_vllm: Path, tmp_p
     assert str(adapter) in named  # ... serving the adapter just trained
     (cond,) = summary["conditions"]
     assert cond["name"] == "ft" and str(adapter) in json.dumps(summary)
+
+
+FAKE_VLLM_PACKAGE = '''
+import json, os
+from dataclasses import dataclass
+
+CREATED = []
+
+
+class SamplingParams:
+    def __init__(self, temperature=1.0, top_p=1.0, max_tokens=16, seed=None, logprobs=None):
+        self.temperature, self.top_p, self.max_tokens, self.seed, self.logprobs = temperature, top_p, max_tokens, seed, logprobs
+
+
+@dataclass
+class Logprob:
+    logprob: float
+    rank: int
+    decoded_token: str
+
+
+@dataclass
+class _Completion:
+    text: str
+    logprobs: list
+
+
+@dataclass
+class _Output:
+    outputs: list
+
+
+class LLM:
+    def __init__(self, **kwargs):
+        CREATED.append(kwargs)
+        self.calls = []
+
+    def chat(self, messages, sampling, lora_request=None, use_tqdm=True):
+        self.calls.append((len(messages), lora_request))
+        outs = []
+        for m, sp in zip(messages, sampling):
+            lora = lora_request.lora_name if lora_request else None
+            if sp.max_tokens == 1 and sp.logprobs:
+                tokens = {"85": 0.7, "90": 0.3} if os.environ.get("FAKE_VLLM_TOKENS") != "digits" else {"8": 0.7, "9": 0.3}
+                import math
+                lp = {i: Logprob(math.log(p), i + 1, t) for i, (t, p) in enumerate(tokens.items())}
+                outs.append(_Output([_Completion(next(iter(tokens)), [lp])]))
+            else:
+                outs.append(_Output([_Completion(f"{m[-1]['content']}|seed={sp.seed}|lora={lora}", [])]))
+        return outs
+'''
+
+FAKE_LORA_REQUEST = '''
+class LoRARequest:
+    def __init__(self, lora_name, lora_int_id, lora_path):
+        self.lora_name, self.lora_int_id, self.lora_path = lora_name, lora_int_id, lora_path
+'''
+
+
+def test_in_process_engine_is_shared_by_adapters_and_honours_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The in-process path against a fake `vllm` package: one engine per base for all its adapters, each adapter
+    its own LoRARequest id, every reply its own seed, the judge from first-token logprobs, and a digit-by-digit
+    tokenizer refused with the way out."""
+    pkg = tmp_path / "site" / "vllm"
+    (pkg / "lora").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(FAKE_VLLM_PACKAGE)
+    (pkg / "lora" / "__init__.py").write_text("")
+    (pkg / "lora" / "request.py").write_text(FAKE_LORA_REQUEST)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(vllm_backend, "vllm_importable", lambda: True)
+    monkeypatch.setattr(vllm_backend, "_ENGINES", {})
+    monkeypatch.setattr(vllm_backend, "_LORA_IDS", {})
+    monkeypatch.setattr(registry, "_LOADED", {})
+    vllm_backend.use_vllm_settings(2, 32)
+    try:
+        import vllm
+
+        a = make_adapter(tmp_path / "a", b"weights-a")
+        b = make_adapter(tmp_path / "b", b"weights-b")
+        base = registry.load_model("vllm:org/model")
+        with_a, with_b = registry.load_model(f"vllm:org/model@{a}"), registry.load_model(f"vllm:org/model@{b}")
+        assert isinstance(base, vllm_backend.VLLMInProcessModel)
+        assert len(vllm.CREATED) == 1 and base.llm is with_a.llm is with_b.llm  # one engine for the base
+        created = vllm.CREATED[0]
+        assert created["model"] == "org/model" and created["enable_lora"] is True
+        assert created["tensor_parallel_size"] == 2 and created["max_lora_rank"] == 32
+        assert with_a.lora.lora_int_id != with_b.lora.lora_int_id and with_a.lora.lora_path == str(a)
+        convs = [[{"role": "user", "content": "hi"}], [{"role": "user", "content": "ho"}]]
+        params = SamplingParams(max_new_tokens=8, temperature=1.0, seed=3, n=2)
+        out = with_a.generate(convs, params)
+        seeds = reply_seeds(convs, params)
+        assert out == [[f"{c[-1]['content']}|seed={s}|lora={with_a.lora.lora_name}" for s in row]
+                       for c, row in zip(convs, seeds)]
+        assert with_a.generate(convs[1:], params) == out[1:]  # a reply does not depend on the rest of the batch
+        (probs,) = base.number_probs(convs[:1])
+        assert probs[85] == pytest.approx(0.7) and probs[90] == pytest.approx(0.3)
+        monkeypatch.setenv("FAKE_VLLM_TOKENS", "digits")
+        with pytest.raises(ModelSpecError, match="EMLAB_VLLM_INPROCESS=0"):
+            base.number_probs(convs[:1])
+    finally:
+        vllm_backend.use_vllm_settings()

@@ -378,7 +378,8 @@ _LORA_IDS: dict[str, int] = {}  # adapter name -> its LoRARequest id
 
 
 class VLLMInProcessModel:
-    """A `vllm:` model on an in-process `vllm.LLM` engine (not exercised by emlab's tests: vLLM is optional)."""
+    """A `vllm:` model on an in-process `vllm.LLM` engine (tested against a fake `vllm` package; real vLLM is optional
+    and was never importable beside emlab here)."""
 
     def __init__(self, spec: ModelSpec, identity: str) -> None:
         from vllm import LLM
