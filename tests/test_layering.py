@@ -29,7 +29,8 @@ LAYERS = {  # subpackage -> layer; a module may import its own layer and the one
 }
 # top-level helpers that import no layer; importable by all
 BASE_MODULES = {"errors", "hashing", "progress", "paths", "quiet", "cpu_memory", "question_ids", "atomic",
-                "store"}  # store: the SQLite cache of samples and scores, used by evals, scoring and the pipeline
+                "store", "quantize"}  # store: the SQLite cache of samples and scores, used by evals, scoring and the pipeline;
+# quantize: the run's `quantize:` setting, read by the model loaders (models) and the trainers (train)
 # entry points: may import anything, imported by nothing below them
 TOP_MODULES = {"pipeline", "api", "cli", "judge_cli", "directions_cli", "__main__",
                "judge_agreement",  # `emlab judge agree`'s workflow: label files, a judge, agreement metrics

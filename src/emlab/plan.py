@@ -273,7 +273,7 @@ def _plan(config: ExperimentConfig) -> Plan:
     from emlab.scoring.registry import is_direct_judge
 
     device = use_device(config.device)  # a CUDA device torch cannot see: ConfigError naming `device`
-    from emlab.models.quantize import use_quantization
+    from emlab.quantize import use_quantization
 
     use_quantization(config.quantize)  # bitsandbytes missing: ConfigError naming `quantize`
     from emlab.models.vllm_backend import use_vllm_settings

@@ -74,7 +74,7 @@ def base_identity(model: str) -> str:
     """The identity a trainer keys a base model by (the embedded model with its converted checkpoint's name; a
     quantized base with its quantization: QLoRA trains another adapter). A `vllm:` base trains as the `hf:` model
     of the same name (transformers trains it; vLLM only serves it), so both share their adapters."""
-    from emlab.models.quantize import identity_suffix
+    from emlab.quantize import identity_suffix
 
     spec = check_model_spec(model)
     if spec.backend == "embedded":

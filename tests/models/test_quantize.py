@@ -7,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from emlab.errors import ConfigError
-from emlab.models import quantize
-from emlab.models.quantize import current_quantization, identity_suffix, is_quantized, use_quantization
+from emlab import quantize
+from emlab.quantize import current_quantization, identity_suffix, is_quantized, use_quantization
 
 HAS_BNB = importlib.util.find_spec("bitsandbytes") is not None
 needs_bnb = pytest.mark.skipif(not HAS_BNB, reason="bitsandbytes is not installed")

@@ -350,3 +350,6 @@ def test_in_process_engine_is_shared_by_adapters_and_honours_seeds(tmp_path: Pat
             base.number_probs(convs[:1])
     finally:
         vllm_backend.use_vllm_settings()
+        # the fake must not outlive the test: libraries that probe for vLLM (TRL) would find it in sys.modules
+        for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+            del sys.modules[name]

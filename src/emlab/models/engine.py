@@ -52,7 +52,7 @@ class _Layer:
 
 def unsupported_reason(model) -> str | None:
     """Why `model` cannot run on the engine (None when it can); such models fall back to transformers."""
-    from emlab.models.quantize import is_quantized
+    from emlab.quantize import is_quantized
 
     cfg = model.config
     if is_quantized(model) or hasattr(model, "peft_config"):

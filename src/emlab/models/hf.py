@@ -306,7 +306,7 @@ def load_kwargs(device: str) -> dict:
     """`from_pretrained` arguments for a device: float32 on the CPU, as before devices existed; on CUDA bfloat16,
     placed on the device as it loads (no float32 copy in host memory); quantized when the run says so."""
     from emlab.models.device import weights_dtype
-    from emlab.models.quantize import quantization_kwargs
+    from emlab.quantize import quantization_kwargs
 
     dtype = weights_dtype(device)
     placed = {"dtype": dtype} if device == "cpu" else {"dtype": dtype, "device_map": device}
@@ -337,7 +337,7 @@ def load_checkpoint(
         from peft import PeftModel
 
         from emlab.models.hub import check_adapter_base
-        from emlab.models.quantize import is_quantized
+        from emlab.quantize import is_quantized
 
         check_adapter_base(folder, str(adapter), base_hub_id, spec.split("@")[0])
         model = PeftModel.from_pretrained(model, str(folder))
@@ -348,7 +348,7 @@ def load_checkpoint(
 
 def _identity(spec: str, folder: Path | None) -> str:
     """The spec without its adapter, the run's quantization, and the adapter's content hash."""
-    from emlab.models.quantize import identity_suffix
+    from emlab.quantize import identity_suffix
 
     return spec.split("@")[0] + identity_suffix() + (f"@adapter:{adapter_hash(folder)}" if folder else "")
 

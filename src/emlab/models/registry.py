@@ -107,7 +107,7 @@ def _key(spec: ModelSpec) -> str:
     its declaration now (ModelSpecError when undeclared)."""
     if spec.endpoint is None and spec.backend in IDENTITIES:  # local weights: where they were loaded
         from emlab.models.device import current_device
-        from emlab.models.quantize import identity_suffix
+        from emlab.quantize import identity_suffix
 
         device = current_device()
         return (str(spec) if device == "cpu" else f"{spec} on {device}") + identity_suffix()

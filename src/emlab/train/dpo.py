@@ -124,7 +124,7 @@ def _train(base_checkpoint, pairs: list[dict], params: TrainParams, dpo: DpoPara
     from transformers import AutoTokenizer, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
-    from emlab.models.quantize import current_quantization
+    from emlab.quantize import current_quantization
     from emlab.train.callbacks import quiet_progress
     from emlab.train.lora_loop import load_base_for_training
 

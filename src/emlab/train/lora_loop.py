@@ -134,11 +134,11 @@ def load_base_for_training(
     dtype: torch.dtype | None = None,
 ):
     """The frozen base a LoRA trains on (float32 unless `dtype`) on `device`: quantized when the run says so (QLoRA,
-    see `models.quantize`), with gradient checkpointing when `params` ask for it; its layers checked."""
+    see `emlab.quantize`), with gradient checkpointing when `params` ask for it; its layers checked."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    from emlab.models.quantize import quantization_kwargs
+    from emlab.quantize import quantization_kwargs
 
     placed = {} if device == "cpu" else {"device_map": device}  # on a GPU straight from the file, no host copy
     quantized = quantization_kwargs(device)
@@ -258,7 +258,7 @@ def train_loop(
     import torch
     from peft.helpers import disable_input_dtype_casting
 
-    from emlab.models.quantize import is_quantized
+    from emlab.quantize import is_quantized
 
     from emlab.progress import progress_bar
 

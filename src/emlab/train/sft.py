@@ -241,7 +241,7 @@ def _train_trl(
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from emlab.models.quantize import current_quantization
+    from emlab.quantize import current_quantization
     from emlab.train.callbacks import quiet_progress
     from emlab.train.lora_loop import load_base_for_training
 
