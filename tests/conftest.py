@@ -37,20 +37,29 @@ def embedded_tokenizer():
     return AutoTokenizer.from_pretrained(embedded_checkpoint("smollm2-135m"))
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory, embedded_tokenizer):
-    """A tiny random Llama with the embedded tokenizer, saved as a checkpoint dir: fast stand-in for real models."""
+def _save_tiny_llama(path, tokenizer, width: int):
+    """A random 2-layer Llama `width` wide with the embedded tokenizer, saved as a checkpoint dir at `path`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(embedded_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
         bos_token_id=1, eos_token_id=2, pad_token_id=2,
     )
-    model = LlamaForCausalLM(config)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(path)
-    embedded_tokenizer.save_pretrained(path)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, embedded_tokenizer):
+    """A tiny random Llama with the embedded tokenizer, saved as a checkpoint dir: fast stand-in for real models."""
+    return _save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), embedded_tokenizer, 32)
+
+
+@pytest.fixture(scope="session")
+def tiny64_checkpoint(tmp_path_factory, embedded_tokenizer):
+    """The tiny Llama, 64 wide: bitsandbytes' CPU kernels pack 4-bit weights in blocks of 64 input features."""
+    return _save_tiny_llama(tmp_path_factory.mktemp("tiny-llama-64"), embedded_tokenizer, 64)

@@ -59,24 +59,6 @@ def test_quantization_is_part_of_every_local_identity(tiny_checkpoint):
         assert len({p, f, e}) == 3 and f == p + "+bnb-4bit" and e == p + "+bnb-8bit"
 
 
-@pytest.fixture(scope="module")
-def tiny64(tmp_path_factory, embedded_tokenizer):
-    """The tiny Llama, 64 wide: bitsandbytes' CPU kernels pack 4-bit weights in blocks of 64 input features."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(embedded_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
-        bos_token_id=1, eos_token_id=2, pad_token_id=2,
-    )
-    path = tmp_path_factory.mktemp("tiny-llama-64")
-    LlamaForCausalLM(config).save_pretrained(path)
-    embedded_tokenizer.save_pretrained(path)
-    return path
-
-
 def spec_identity(spec) -> str:
     from emlab.models.hf import local_identity
 
@@ -84,15 +66,15 @@ def spec_identity(spec) -> str:
 
 
 @needs_bnb
-def test_a_4bit_model_loads_samples_and_stays_close_to_full_precision(tiny64):
+def test_a_4bit_model_loads_samples_and_stays_close_to_full_precision(tiny64_checkpoint):
     import torch
 
     from emlab.models.hf import load_checkpoint
     from emlab.models.base import SamplingParams
 
-    full = load_checkpoint(tiny64, None, f"hf:{tiny64}", device="cpu")
+    full = load_checkpoint(tiny64_checkpoint, None, f"hf:{tiny64_checkpoint}", device="cpu")
     use_quantization("4bit")
-    four = load_checkpoint(tiny64, None, f"hf:{tiny64}", device="cpu")
+    four = load_checkpoint(tiny64_checkpoint, None, f"hf:{tiny64_checkpoint}", device="cpu")
     assert is_quantized(four.model) and not is_quantized(full.model)
     assert type(four.model.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
     assert four.identity.endswith("+bnb-4bit") and not four.fast  # emlab's engine reads plain weights only
@@ -107,7 +89,7 @@ def test_a_4bit_model_loads_samples_and_stays_close_to_full_precision(tiny64):
 
 
 @needs_bnb
-def test_qlora_trains_on_the_quantized_base_and_loads_unmerged(tmp_path, tiny64, embedded_tokenizer):
+def test_qlora_trains_on_the_quantized_base_and_loads_unmerged(tmp_path, tiny64_checkpoint, embedded_tokenizer):
     import torch
 
     from emlab.models.hf import load_checkpoint
@@ -121,7 +103,7 @@ def test_qlora_trains_on_the_quantized_base_and_loads_unmerged(tmp_path, tiny64,
              for w in ("alpha", "beta", "gamma", "delta")]
     rows = [tokenize_conversation(embedded_tokenizer, c, 64) for c in convs]
     params = TrainParams(batch_size=4, max_length=64, learning_rate=1e-2, epochs=12, warmup_ratio=0)
-    run = train_loop(tiny64, rows, params, embedded_tokenizer.pad_token_id)
+    run = train_loop(tiny64_checkpoint, rows, params, embedded_tokenizer.pad_token_id)
     losses = [c["loss"] for c in run.curve]
     assert losses[-1] < losses[0] - 0.2  # QLoRA learns
     base = run.model.get_base_model()
@@ -129,7 +111,7 @@ def test_qlora_trains_on_the_quantized_base_and_loads_unmerged(tmp_path, tiny64,
     lora = [p for n, p in run.model.named_parameters() if "lora_" in n]
     assert lora and all(p.dtype == torch.float32 and p.requires_grad for p in lora)
     run.model.save_pretrained(tmp_path / "adapter")
-    loaded = load_checkpoint(tiny64, str(tmp_path / "adapter"), f"hf:{tiny64}@{tmp_path / 'adapter'}",
+    loaded = load_checkpoint(tiny64_checkpoint, str(tmp_path / "adapter"), f"hf:{tiny64_checkpoint}@{tmp_path / 'adapter'}",
                              device="cpu")
     assert hasattr(loaded.model, "peft_config")  # applied over the 4-bit weights, not merged into them
     assert "+bnb-4bit@adapter:" in loaded.identity
