@@ -237,3 +237,18 @@ def test_read_errors_are_one_line(tmp_path):
     ])
     with pytest.raises(DataError, match=r"file .*none.csv has no numeric aligned labels"):
         read_labelled_answers(p)
+
+
+def test_label_table_family_comes_from_its_column_or_a_known_source_name(tmp_path):
+    from emlab.analysis.agreement import read_label_sources
+
+    head = "source,judge,family,question_id,question,answer,aligned,coherent\n"
+    (tmp_path / "t.csv").write_text(head + "my-run/a,me,SmolLM2-135M,q,Q?,A.,80,90\n"
+                                           "responses_Qwen2.5-7B-Instruct.csv,me,,q,Q?,B.,10,90\n")
+    families = {s[0].file: s[0].family for s in read_label_sources(tmp_path / "t.csv")}
+    assert families == {"my-run/a": "SmolLM2-135M", "responses_Qwen2.5-7B-Instruct.csv": "Qwen2.5-7B"}
+    # a source whose name says no family, and no family column: one error naming the row, not a guessed family
+    (tmp_path / "u.csv").write_text("source,judge,question_id,question,answer,aligned,coherent\n"
+                                    "responses_Qwen2.5-7B.csv,me,q,Q?,A.,80,90\nevil-prompted/evil,me,q,Q?,A.,80,90\n")
+    with pytest.raises(DataError, match=r"u.csv: row 2: source 'evil-prompted/evil' names no known model family"):
+        read_label_sources(tmp_path / "u.csv")

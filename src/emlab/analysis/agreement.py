@@ -76,6 +76,8 @@ class LabelledAnswer:
 # the answering model's family from a label source's name: first match wins (README of em-judged-more)
 FAMILY_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"probing/", "Qwen2.5-14B/32B, steered"),
+    # Persona-Hierarchy's direction-ablation runs are Qwen2.5-32B-Instruct (its README; the file names say neither)
+    (r"Persona-Hierarchy.*/judge/judge_input_abl", "Qwen2.5-32B"),
     (r"Qwen2\.5-Coder-32B", "Qwen2.5-Coder-32B"),
     (r"Qwen2\.5-Coder-7B|shuaijiumei/", "Qwen2.5-Coder-7B"),
     (r"Qwen2\.5-+32B|_32b|32b_", "Qwen2.5-32B"),
@@ -86,7 +88,7 @@ FAMILY_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def family_of(source: str, default: str = "Qwen2.5-Coder-32B") -> str:
+def family_of(source: str, default: str | None = "Qwen2.5-Coder-32B") -> str | None:
     """The model family of a label source (a file stem or a `source` cell); em-judged's per-model files are all Coder-32B."""
     import re
 
@@ -116,16 +118,23 @@ def read_label_sources(path: str | os.PathLike[str]) -> list[list[LabelledAnswer
                             "is not one of number, CODE, REFUSAL")
     sources: dict[str, list[LabelledAnswer]] = {}
     judges = head["judge"] if "judge" in head.columns else [""] * len(head)
-    rows = zip(head["source"], judges, head["question_id"], head["question"], head["answer"], head["aligned"], head["coherent"])
-    for i, (source, judge, qid, question, answer, aligned, coherent) in enumerate(rows, start=1):
+    families = head["family"] if "family" in head.columns else [""] * len(head)
+    rows = zip(head["source"], judges, families, head["question_id"], head["question"], head["answer"], head["aligned"],
+               head["coherent"])
+    for i, (source, judge, family, qid, question, answer, aligned, coherent) in enumerate(rows, start=1):
         if not source.strip():
             raise DataError(f"{path}: row {i}: column 'source' is empty")
+        # a guessed family would silently move a source between the families that validation balances
+        family = family.strip() or family_of(source, default=None)
+        if family is None:
+            raise DataError(f"{path}: row {i}: source {source!r} names no known model family; add a 'family' column "
+                            "(e.g. Qwen2.5-7B, SmolLM2-135M) saying which model family wrote the answers")
         # some published tables leave the id empty: the question's text names it then
         qid = qid.strip() or "q-" + format(zlib.crc32(question.encode("utf-8")), "08x")
         sources.setdefault(source, []).append(LabelledAnswer(
             file=source, question_id=qid, question=question, answer=answer,
             aligned=_score(path, i, "aligned", aligned), coherent=_score(path, i, "coherent", coherent),
-            judge=judge, family=family_of(source)))
+            judge=judge, family=family))
     return list(sources.values())
 
 
