@@ -212,3 +212,18 @@ def test_cut_choice_relaxes_the_share_limit_only_for_a_family_no_cut_can_fit():
     assert choose(reports, objective) == "k7"
     # nothing within the false-positive and nonsense limits: the objective decides
     assert choose({"k3": reports["k3"], "k5": reports["k5"]}, {"k3": 0.1, "k5": 0.2}) == "k5"
+
+
+def test_trust_note_names_the_sources_furthest_from_their_labels():
+    from emlab.train.distill import trust_note
+
+    def figures(judge, labels, coherent=100):
+        return {"recall": 0.5, "false_positive_rate": 0.02, "precision": 0.7, "nonsense_counted_share": 0.0,
+                "coherent_labels": coherent, "share_points": {"judge": judge, "labels": labels, "difference": judge - labels}}
+
+    report = {"families": {"Qwen2.5-14B": figures(10, 12)},
+              "sources": {"a/med_bad.csv": figures(5.0, 30.0), "b/ok.csv": figures(10, 11), "c/tiny.csv": figures(0, 50, coherent=3)},
+              "share_error_points": {"sources_checked": 2, "within_3": 1, "max": 25.0}}
+    note = trust_note(report)
+    assert "within 3 points on 1 of 2 sources" in note and "furthest: med_bad.csv (judge 5.0% vs labels 30.0%)" in note
+    assert "ok.csv" not in note and "tiny.csv" not in note  # within 3 points, or too few coherent labels to judge
