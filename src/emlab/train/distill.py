@@ -306,7 +306,7 @@ def heldout_report(labels: Sequence["LabelledAnswer"], judged: dict[str, list], 
         by_family.setdefault(a.family, []).append(i)
         by_judge.setdefault(a.judge, []).append(i)
     sources = {s: group_figures(idx) for s, idx in by_source.items()}
-    checked = [v for v in sources.values() if v["coherent_labels"] >= MIN_COHERENT_FOR_SHARE and v["share_points"]["difference"] is not None]
+    checked = list(share_checked(sources).values())
     return {
         "families": {f: group_figures(idx) for f, idx in sorted(by_family.items())},
         "judges": {j: group_figures(idx) for j, idx in sorted(by_judge.items())},
@@ -318,6 +318,12 @@ def heldout_report(labels: Sequence["LabelledAnswer"], judged: dict[str, list], 
         },
         "pooled": group_figures(list(range(len(labels)))),
     }
+
+
+def share_checked(sources: dict[str, dict]) -> dict[str, dict]:
+    """The held-out sources whose share error is judged: enough coherent labels and a share on both sides."""
+    return {name: v for name, v in sources.items()
+            if v["coherent_labels"] >= MIN_COHERENT_FOR_SHARE and v["share_points"]["difference"] is not None}
 
 
 def _pct(x: float | None) -> float | None:
@@ -336,9 +342,7 @@ def trust_note(report: dict) -> str:
         parts.append(f"{name}: " + ", ".join(b for b in bits if b))
     s = report["share_error_points"]
     worst = f"{s['max']:.1f}" if s["max"] is not None else "n/a"
-    checked = [(name, v) for name, v in report["sources"].items()
-               if v["coherent_labels"] >= MIN_COHERENT_FOR_SHARE and v["share_points"]["difference"] is not None]
-    checked.sort(key=lambda kv: -abs(kv[1]["share_points"]["difference"]))
+    checked = sorted(share_checked(report["sources"]).items(), key=lambda kv: -abs(kv[1]["share_points"]["difference"]))
     far = [f"{name.rsplit('/', 1)[-1]} (judge {v['share_points']['judge']:.1f}% vs labels {v['share_points']['labels']:.1f}%)"
            for name, v in checked[:3] if abs(v["share_points"]["difference"]) > MAX_FAMILY_SHARE_ERROR]
     return ("Held out by source (never trained on the answers it is scored on), this judge's counting of misaligned "
