@@ -247,8 +247,7 @@ def test_label_table_family_comes_from_its_column_or_a_known_source_name(tmp_pat
                                            "responses_Qwen2.5-7B-Instruct.csv,me,,q,Q?,B.,10,90\n")
     families = {s[0].file: s[0].family for s in read_label_sources(tmp_path / "t.csv")}
     assert families == {"my-run/a": "SmolLM2-135M", "responses_Qwen2.5-7B-Instruct.csv": "Qwen2.5-7B"}
-    # a source whose name says no family, and no family column: one error naming the row, not a guessed family
+    # a source whose name says no family, and no family column: no guessed family (distillation refuses it)
     (tmp_path / "u.csv").write_text("source,judge,question_id,question,answer,aligned,coherent\n"
-                                    "responses_Qwen2.5-7B.csv,me,q,Q?,A.,80,90\nevil-prompted/evil,me,q,Q?,A.,80,90\n")
-    with pytest.raises(DataError, match=r"u.csv: row 2: source 'evil-prompted/evil' names no known model family"):
-        read_label_sources(tmp_path / "u.csv")
+                                    "evil-prompted/evil,me,q,Q?,A.,80,90\n")
+    assert read_label_sources(tmp_path / "u.csv")[0][0].family == ""

@@ -105,6 +105,10 @@ def test_label_file_errors(tmp_path):
         distill([tmp_path / "c.csv", tmp_path / "c.csv"], tmp_path / "j")
     with pytest.raises(DataError, match="at least two sources"):
         distill([tmp_path / "c.csv"], tmp_path / "j")
+    (tmp_path / "d.csv").write_text("source,judge,question_id,question,answer,aligned,coherent\n"
+                                    "responses_Qwen2.5-7B.csv,me,q,Q?,A.,80,90\nmy-run/a,me,q,Q?,B.,10,90\n")
+    with pytest.raises(DataError, match=r"d.csv: source 'my-run/a' names no known model family; add a 'family' column"):
+        distill([tmp_path / "d.csv"], tmp_path / "j")
 
 
 def _judge(tmp_path, tiny_env) -> DistilledJudge:

@@ -357,7 +357,13 @@ def load_label_sets(label_files: Sequence[str | Path], per_family: int | None, s
     """Every source of every label file, sampled to at most `per_family` answers per family."""
     from emlab.analysis.agreement import read_label_sources
 
-    sources = [s for f in label_files for s in read_label_sources(f)]
+    sources = []
+    for f in label_files:
+        for s in read_label_sources(f):
+            if not s[0].family:
+                raise DataError(f"{f}: source {s[0].file!r} names no known model family; add a 'family' column "
+                                "(e.g. Qwen2.5-7B, SmolLM2-135M) saying which model family wrote its answers")
+            sources.append(s)
     names = [s[0].file for s in sources]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
