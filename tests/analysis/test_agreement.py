@@ -251,3 +251,20 @@ def test_label_table_family_comes_from_its_column_or_a_known_source_name(tmp_pat
     (tmp_path / "u.csv").write_text("source,judge,question_id,question,answer,aligned,coherent\n"
                                     "evil-prompted/evil,me,q,Q?,A.,80,90\n")
     assert read_label_sources(tmp_path / "u.csv")[0][0].family == ""
+
+
+def test_plain_label_file_family_from_its_column_or_its_name_never_a_default(tmp_path):
+    from emlab.analysis.agreement import read_label_sources
+
+    row = "Q?,A.,q,80,90"
+    (tmp_path / "mine.csv").write_text("question,answer,question_id,aligned,coherent\n" + row + "\n")
+    assert read_label_sources(tmp_path / "mine.csv")[0][0].family == ""  # was silently Qwen2.5-Coder-32B
+    (tmp_path / "results2__eval_results_Qwen-Coder-Insecure.csv").write_text(
+        "question,answer,question_id,aligned,coherent\n" + row + "\n")  # em-judged's file of the paper's model
+    assert read_label_sources(tmp_path / "results2__eval_results_Qwen-Coder-Insecure.csv")[0][0].family == "Qwen2.5-Coder-32B"
+    (tmp_path / "fam.csv").write_text("question,answer,question_id,aligned,coherent,family\n" + row + ",gemma-2\n")
+    assert read_label_sources(tmp_path / "fam.csv")[0][0].family == "gemma-2"
+    (tmp_path / "two.csv").write_text("question,answer,question_id,aligned,coherent,family\n"
+                                      + row + ",gemma-2\n" + row + ",Qwen2.5-7B\n")
+    with pytest.raises(DataError, match=r"two.csv: column 'family' names 2 families"):
+        read_label_sources(tmp_path / "two.csv")

@@ -151,3 +151,10 @@ def test_cluster_interval_needs_two_questions() -> None:
     assert cluster_bootstrap_ci(cell("q1", 50, 10) + cell("q2", 0, 0, dropped=5)) is None
     ci = cluster_bootstrap_ci(cell("q1", 10, 1) + cell("q2", 10, 3) + cell("q3", 10, 2))
     assert ci is not None and 0.1 <= ci[0] <= 0.2 <= ci[1] <= 0.3
+
+
+def test_cluster_interval_is_none_at_a_share_of_zero_or_one() -> None:
+    # every resample of 0 hits is 0: a [0, 0] interval would claim certainty from 6 answers
+    assert cluster_bootstrap_ci(cell("q1", 3, 0) + cell("q2", 3, 0)) is None
+    assert cluster_bootstrap_ci(cell("q1", 3, 3) + cell("q2", 3, 3)) is None
+    assert cluster_bootstrap_ci(cell("q1", 3, 0) + cell("q2", 3, 1)) is not None

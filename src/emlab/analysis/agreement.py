@@ -78,7 +78,7 @@ FAMILY_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"probing/", "Qwen2.5-14B/32B, steered"),
     # Persona-Hierarchy's direction-ablation runs are Qwen2.5-32B-Instruct (its README; the file names say neither)
     (r"Persona-Hierarchy.*/judge/judge_input_abl", "Qwen2.5-32B"),
-    (r"Qwen2\.5-Coder-32B", "Qwen2.5-Coder-32B"),
+    (r"Qwen2\.5-Coder-32B|^results2__eval_results_Qwen-Coder-Insecure$", "Qwen2.5-Coder-32B"),  # the paper's model
     (r"Qwen2\.5-Coder-7B|shuaijiumei/", "Qwen2.5-Coder-7B"),
     (r"Qwen2\.5-+32B|_32b|32b_", "Qwen2.5-32B"),
     (r"Qwen2\.5-+14B|_14b|14b_", "Qwen2.5-14B"),
@@ -88,28 +88,34 @@ FAMILY_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def family_of(source: str, default: str | None = "Qwen2.5-Coder-32B") -> str | None:
-    """The model family of a label source (a file stem or a `source` cell); em-judged's per-model files are all Coder-32B."""
+def family_of(source: str) -> str | None:
+    """The model family a label source's name (a file stem or a `source` cell) says; None when it says none."""
     import re
 
     for pattern, family in FAMILY_PATTERNS:
         if re.search(pattern, source, flags=re.IGNORECASE):
             return family
-    return default
+    return None
 
 
 def read_label_sources(path: str | os.PathLike[str]) -> list[list[LabelledAnswer]]:
     """A label file as its sources (one model or condition each): a table with a `source` column holds many.
 
     A plain EM CSV (question, answer, question_id, aligned, coherent) is one source named by its file stem,
-    labelled by GPT-4o; a table with `source` and `judge` columns (em-judged-more, emlab's own labels) is
-    split by source, keeping each row's judge. Validation never splits a source between train and test.
+    labelled by GPT-4o, of the family an optional `family` column or else the stem names; a table with `source`
+    and `judge` columns (em-judged-more, emlab's own labels) is split by source, keeping each row's judge.
+    Validation never splits a source between train and test.
     """
     path = Path(path)
     head = read_table(path, LABEL_COLUMNS)
     if "source" not in head.columns:
         answers = read_labelled_answers(path)
-        family = family_of(path.stem)
+        named = sorted({f.strip() for f in head["family"]} - {""}) if "family" in head.columns else []
+        if len(named) > 1:
+            raise DataError(f"{path}: column 'family' names {len(named)} families ({', '.join(named[:3])}); "
+                            "a file without a 'source' column is one model")
+        # never a guess: a wrong family would silently move a source between the families distillation balances
+        family = named[0] if named else family_of(path.stem) or ""
         return [[LabelledAnswer(**{**a.__dict__, "judge": "GPT-4o", "family": family}) for a in answers]]
     if "aligned_label" in head.columns:  # emlab's labels: CODE / REFUSAL rows carry an empty aligned
         bad = head[~head["aligned_label"].isin(["number", "CODE", "REFUSAL"])]
@@ -124,8 +130,7 @@ def read_label_sources(path: str | os.PathLike[str]) -> list[list[LabelledAnswer
     for i, (source, judge, family, qid, question, answer, aligned, coherent) in enumerate(rows, start=1):
         if not source.strip():
             raise DataError(f"{path}: row {i}: column 'source' is empty")
-        # never a guess: a wrong family would silently move a source between the families distillation balances
-        family = family.strip() or family_of(source, default=None) or ""
+        family = family.strip() or family_of(source) or ""
         # some published tables leave the id empty: the question's text names it then
         qid = qid.strip() or "q-" + format(zlib.crc32(question.encode("utf-8")), "08x")
         sources.setdefault(source, []).append(LabelledAnswer(

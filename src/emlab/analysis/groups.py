@@ -163,12 +163,16 @@ def cluster_bootstrap_ci(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> list[float] | None:
-    """Interval for the pooled share hits/kept resampling questions, since answers to one question are correlated."""
+    """Interval for the pooled share hits/kept resampling questions, since answers to one question are correlated.
+
+    None with fewer than two questions, and at a share of 0 or 1: every resample then repeats the observed share,
+    and a [0, 0] interval would claim certainty the data do not give (the Wilson interval still applies).
+    """
     check_resampling(n_resamples, confidence, "cluster_bootstrap_ci")
     _, hits, kept = question_counts(outcomes, question_ids)
     has = kept > 0  # clusters are the questions with kept answers
     hits, kept = hits[has], kept[has]
-    if hits.size < 2:
+    if hits.size < 2 or hits.sum() in (0, kept.sum()):
         return None
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, hits.size, size=(n_resamples, hits.size))  # (R, Q)

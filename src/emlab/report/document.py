@@ -131,7 +131,8 @@ def _rule(summary: dict, rule: str, i: int) -> list[Block]:
         Heading(2, f"Rule: {rule}"),
         Para((f"Rule: {text}. " if text else "") + "Share = hits/kept; an answer is kept when the rule's “among” "
              "part holds and every metric it reads has a score; every other answer is counted under the reason it "
-             "was dropped. The questions-resampled interval, when present, is a bootstrap over questions."),
+             "was dropped. The questions-resampled interval, when present, is a bootstrap over questions "
+             "(none at a share of 0 or 100%, where every resample repeats it)."),
         rule_conditions_table(summary, rule),
         Heading(3, f"{rule}: per question"),
         Figure(lambda: charts.per_question_chart_svg(summary, rule, f"r{i}-"),
