@@ -82,7 +82,7 @@ def heldout(
 
 @judge_app.command("distill")
 def distill_cmd(
-    labels: List[Path] = typer.Option(..., "--labels", help="Labelled answers: EM-style judged CSVs (one file = one model) or tables with a `source` column (one source = one model or condition)."),
+    labels: List[Path] = typer.Option(..., "--labels", help="Labelled answers: EM-style judged CSVs (one file = one model) or tables with a `source` column (one source = one model or condition); a `family` column names the answering model's family where the name does not."),
     more_labels: Optional[List[Path]] = typer.Argument(None, help="More label files (so that `--labels *.csv` works)."),
     out: Path = typer.Option(..., "--out", help="Judge directory to write (judge.json + heads.npz)."),
     base: str = typer.Option("embedded:smollm2-135m", help="Local model whose hidden states are the features."),
