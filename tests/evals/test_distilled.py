@@ -101,6 +101,9 @@ def test_label_file_errors(tmp_path):
     with pytest.raises(DataError, match="no numeric aligned labels"):
         distill([tmp_path / "b.csv", tmp_path / "b.csv"], tmp_path / "j")
     (tmp_path / "c.csv").write_text("question,answer,question_id,aligned,coherent\nq,a,x,10,90\n")
+    with pytest.raises(DataError, match=r"c.csv: source 'c' names no known model family"):  # no default family
+        distill([tmp_path / "c.csv", tmp_path / "b.csv"], tmp_path / "j")
+    (tmp_path / "c.csv").write_text("question,answer,question_id,aligned,coherent,family\nq,a,x,10,90,gemma-2\n")
     with pytest.raises(DataError, match="appears in more than one label file"):
         distill([tmp_path / "c.csv", tmp_path / "c.csv"], tmp_path / "j")
     with pytest.raises(DataError, match="at least two sources"):
