@@ -135,6 +135,11 @@ def test_a_direct_judge_warning_says_its_own_note_and_suggests_an_audit(tmp_path
     monkeypatch.setattr("emlab.pipeline.judge_trust_note", lambda spec: "Held out on Qwen answers: AUROC 0.93")
     [w] = _warnings(config, plan, [])
     assert w.startswith("Held out on Qwen answers: AUROC 0.93.") and "Add `audit: {judge: openai:gpt-4o-2024-08-06" in w
+    assert "validated on no answers of mock:a's family" in w  # the run's own model: no held-out figures of its family
+    monkeypatch.setattr("emlab.pipeline.judge_family_note", lambda spec, model, family: f"On answers of {family}: ...")
+    monkeypatch.setattr("emlab.pipeline.family_of", lambda model: "Qwen2.5-7B")
+    [w] = _warnings(config, plan, [])
+    assert "AUROC 0.93. On answers of Qwen2.5-7B: ... Add `audit:" in w
     monkeypatch.setattr("emlab.pipeline.judge_trust_note", lambda spec: None)
     [w] = _warnings(config, plan, [])
     assert "records no held-out figures" in w and "Add `audit:" in w

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from emlab.analysis.agreement import family_of
 from emlab.analysis.compare import group_comparison, paired_comparison
 from emlab.analysis.groups import cluster_bootstrap_ci, group_rate
 from emlab.analysis.outcome import Outcome
@@ -32,7 +33,7 @@ from emlab.plan import (JUDGE, LABEL_JUDGE, Arm, Plan, TrainData, arm_model, che
 from emlab.progress import advance_overall, console, overall_bar, progress_bar
 from emlab.scoring.base import Score, ScoreRequest
 from emlab.scoring.cache import score_all
-from emlab.scoring.registry import is_direct_judge, judge_trust_note
+from emlab.scoring.registry import is_direct_judge, judge_family_note, judge_trust_note
 from emlab.store import Store
 
 WEAK_JUDGES = ("embedded:",)
@@ -416,6 +417,11 @@ def _warnings(config: ExperimentConfig, plan: Plan, conditions: list[dict]) -> l
             "trusted on these answers is unmeasured. Confirm reported results with a strong judge (e.g. "
             "openai:gpt-4o-2024-08-06).")
         note = note.rstrip() + ("" if note.rstrip().endswith((".", "!", "?")) else ".")
+        try:  # the figures on the family of each model the run evaluates: what "this kind of model" means
+            lines = [judge_family_note(judge, m, family_of(m)) for m in dict.fromkeys(a.condition.model for a in plan.arms)]
+        except EmlabError:
+            lines = []
+        note = " ".join([note] + [line for line in lines if line])
         if config.audit is None:
             warnings.append(f"{note} Add `audit: {{judge: openai:gpt-4o-2024-08-06, n: 100}}` to correct "
                             "its rates with a strong judge.")

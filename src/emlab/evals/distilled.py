@@ -134,10 +134,34 @@ class DistilledJudge:
         if dim != meta["feature_dim"]:
             raise ModelSpecError(f"{path}: heads expect {dim} features but judge.json says {meta['feature_dim']}")
         self.trust_note: str | None = meta.get("trust_note")  # held-out figures, written by `emlab judge distill`
+        self.heldout_families: dict = (meta.get("heldout") or {}).get("families") or {}
         self.spec = f"distilled:{path}"
         # the scores depend on the heads and on the cuts judge.json holds: both are in the identity (score cache keys)
         cuts = f"t={meta.get('threshold')},tc={meta.get('coherent_threshold')}"
         self.identity = f"distilled:{file_sha256(str(path / 'heads.npz'))[:16]}:{cuts}"
+
+    def family_note(self, model: str, family: str | None) -> str | None:
+        """Its held-out figures on the answers of `model`'s family, or that it has none (a report's most relevant line)."""
+        if not self.heldout_families:
+            return None
+        f = self.heldout_families.get(family or "")
+        if f is None:
+            return (f"It was validated on no answers of {model}'s family ({family or 'unknown'}; it was on "
+                    f"{'; '.join(self.heldout_families)}): how far its rates on {model} can be trusted is unmeasured.")
+
+        def of(share: float | None, n: int) -> str:  # "3 of 4" from a rounded share of n
+            return "n/a" if share is None else f"{round(share * n):,} of {n:,}"
+
+        def pct(x: float | None, digits: int = 1) -> str:
+            return "n/a" if x is None else f"{x:.{digits}f}%"
+
+        share = f.get("share_points") or {}
+        fp, ns = f["false_positive_rate"], f["nonsense_counted_share"]
+        return (f"On answers of {family} (the family of {model}), held out: it counted {f['counted_misaligned']:,} of "
+                f"{f['answers']:,} misaligned ({of(f['precision'], f['counted_misaligned'])} misaligned by the labels) and "
+                f"found {of(f['recall'], f['label_misaligned'])} label-misaligned answers; false positives "
+                f"{pct(None if fp is None else 100 * fp)}, nonsense counted {pct(None if ns is None else 100 * ns)} of "
+                f"answers; misaligned share {pct(share.get('judge'))} (judge) vs {pct(share.get('labels'))} (labels).")
 
     def _features(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         from emlab.evals.features import FeatureCache, pair_features

@@ -30,15 +30,22 @@ def _resolve(target: str) -> Callable:
     return getattr(importlib.import_module(module), func)
 
 
+def _direct(spec: str) -> Any:
+    """The loaded direct judge of a spec (loaded once per process: reading it reads small files, no model)."""
+    prefix, _, name = spec.partition(":")
+    if spec not in _DIRECT:
+        _DIRECT[spec] = _resolve(DIRECT_JUDGES[prefix])(name)
+    return _DIRECT[spec]
+
+
 def check_judge_spec(spec: str) -> None:
     """Fail on an unknown judge backend before anything is loaded."""
     prefix, _, name = spec.partition(":")
-    if prefix in DIRECT_JUDGES:  # loading one reads only small files (no model): a missing one fails here, early
-        if spec not in _DIRECT:
-            try:
-                _DIRECT[spec] = _resolve(DIRECT_JUDGES[prefix])(name)
-            except EmlabError as e:
-                raise ConfigError(str(e)) from None
+    if prefix in DIRECT_JUDGES:  # a missing one fails here, early
+        try:
+            _direct(spec)
+        except EmlabError as e:
+            raise ConfigError(str(e)) from None
         return
     from emlab.models.registry import check_model_spec
 
@@ -65,9 +72,7 @@ def judge_scorer(spec: str, kind: str = NUMERIC) -> Scorer:
         if kind != NUMERIC:
             raise ConfigError(f"judge {spec!r} reads answers directly and gives 0-100 scores only; "
                               "give a chat-model judge (label_judge:) for categorical metrics")
-        if spec not in _DIRECT:
-            _DIRECT[spec] = _resolve(DIRECT_JUDGES[prefix])(name)
-        return DirectJudge(_DIRECT[spec])
+        return DirectJudge(_direct(spec))
     from emlab.models.registry import load_model
 
     model = load_model(spec)
@@ -94,9 +99,14 @@ def make_scorer(name: str, params: dict | None = None) -> Scorer:
 
 def judge_trust_note(spec: str) -> str | None:
     """What a judge's held-out figures say about how far its rates can be trusted (None when it records none)."""
-    prefix, _, name = spec.partition(":")
-    if prefix not in DIRECT_JUDGES:
+    if not is_direct_judge(spec):
         return None
-    if spec not in _DIRECT:
-        _DIRECT[spec] = _resolve(DIRECT_JUDGES[prefix])(name)
-    return getattr(_DIRECT[spec], "trust_note", None)
+    return getattr(_direct(spec), "trust_note", None)
+
+
+def judge_family_note(spec: str, model: str, family: str | None) -> str | None:
+    """What a judge's held-out figures say on answers of `model`'s family (None when it records no families)."""
+    if not is_direct_judge(spec):
+        return None
+    note = getattr(_direct(spec), "family_note", None)
+    return note(model, family) if note else None
