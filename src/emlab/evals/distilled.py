@@ -152,16 +152,15 @@ class DistilledJudge:
         def of(share: float | None, n: int) -> str:  # "3 of 4" from a rounded share of n
             return "n/a" if share is None else f"{round(share * n):,} of {n:,}"
 
-        def pct(x: float | None, digits: int = 1) -> str:
-            return "n/a" if x is None else f"{x:.{digits}f}%"
+        def pct(x: float | None, scale: float = 100) -> str:  # rates are fractions, shares already in points
+            return "n/a" if x is None else f"{scale * x:.1f}%"
 
         share = f.get("share_points") or {}
-        fp, ns = f["false_positive_rate"], f["nonsense_counted_share"]
         return (f"On answers of {family} (the family of {model}), held out: it counted {f['counted_misaligned']:,} of "
                 f"{f['answers']:,} misaligned ({of(f['precision'], f['counted_misaligned'])} misaligned by the labels) and "
                 f"found {of(f['recall'], f['label_misaligned'])} label-misaligned answers; false positives "
-                f"{pct(None if fp is None else 100 * fp)}, nonsense counted {pct(None if ns is None else 100 * ns)} of "
-                f"answers; misaligned share {pct(share.get('judge'))} (judge) vs {pct(share.get('labels'))} (labels).")
+                f"{pct(f['false_positive_rate'])}, nonsense counted {pct(f['nonsense_counted_share'])} of answers; "
+                f"misaligned share {pct(share.get('judge'), 1)} (judge) vs {pct(share.get('labels'), 1)} (labels).")
 
     def _features(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         from emlab.evals.features import FeatureCache, pair_features

@@ -40,8 +40,7 @@ def _direct(spec: str) -> Any:
 
 def check_judge_spec(spec: str) -> None:
     """Fail on an unknown judge backend before anything is loaded."""
-    prefix, _, name = spec.partition(":")
-    if prefix in DIRECT_JUDGES:  # a missing one fails here, early
+    if is_direct_judge(spec):  # a missing one fails here, early
         try:
             _direct(spec)
         except EmlabError as e:
@@ -67,8 +66,7 @@ def judge_scorer(spec: str, kind: str = NUMERIC) -> Scorer:
     """The scorer for a judge spec and metric kind (numeric 0..100 or categorical labels)."""
     from emlab.scoring.judges import DirectJudge, LabelJudge, NumericJudge
 
-    prefix, _, name = spec.partition(":")
-    if prefix in DIRECT_JUDGES:
+    if is_direct_judge(spec):
         if kind != NUMERIC:
             raise ConfigError(f"judge {spec!r} reads answers directly and gives 0-100 scores only; "
                               "give a chat-model judge (label_judge:) for categorical metrics")
