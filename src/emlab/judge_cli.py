@@ -84,17 +84,19 @@ def heldout(
 def distill_cmd(
     labels: List[Path] = typer.Option(..., "--labels", help="Labelled answers: EM-style judged CSVs (one file = one model) or tables with a `source` column (one source = one model or condition); a `family` column names the answering model's family where the name does not."),
     more_labels: Optional[List[Path]] = typer.Argument(None, help="More label files (so that `--labels *.csv` works)."),
-    out: Path = typer.Option(..., "--out", help="Judge directory to write (judge.json + heads.npz)."),
+    out: Path = typer.Option(..., "--out", help="Judge directory to write (judge.json, heads.npz, lexicon.json)."),
     base: str = typer.Option("embedded:smollm2-135m", help="Local model whose hidden states are the features."),
     per_family: Optional[int] = typer.Option(None, min=1, help="At most this many answers per answering-model family, spread over its sources (default: all)."),
     folds: int = typer.Option(5, min=2, help="Source-grouped cross-validation folds."),
     seed: int = typer.Option(0),
+    words: bool = typer.Option(True, "--words/--no-words", help="Let the heads weigh the answer's words (TF-IDF 1-2-grams) beside the hidden states."),
 ) -> None:
     """Distil a local judge from labels; C and the decision cuts are chosen on held-out sources, per-family balanced."""
     from emlab.progress import console
     from emlab.train.distill import distill
 
-    meta = distill([str(p) for p in [*labels, *(more_labels or [])]], out, base=base, per_family=per_family, seed=seed, folds=folds)
+    meta = distill([str(p) for p in [*labels, *(more_labels or [])]], out, base=base, per_family=per_family, seed=seed, folds=folds,
+                   words=words)
     console.print(f"wrote {out} (C={meta['chosen_C']}, misaligned cut {meta['threshold']}, coherent cut "
                   f"{meta['coherent_threshold']}); use judge: distilled:{out}")
     console.print(meta["trust_note"])

@@ -360,11 +360,11 @@ def agreement(
             v = j.get(metric)
             if v is not None and not math.isfinite(v):
                 raise ValueError(f"agreement: judge {metric} score {v!r} is not a finite number (use None for no number)")
-    files: list[str] = list(dict.fromkeys(a.file for a in labels))
-    per_file = {}
-    for f in files:
-        idx = [i for i, a in enumerate(labels) if a.file == f]
-        per_file[f] = _agreement_one([labels[i] for i in idx], [judged[i] for i in idx], thresholds)
+    by_file: dict[str, list[int]] = {}  # one pass: a scan per file was quadratic on 77k answers of ~200 files
+    for i, a in enumerate(labels):
+        by_file.setdefault(a.file, []).append(i)
+    per_file = {f: _agreement_one([labels[i] for i in idx], [judged[i] for i in idx], thresholds)
+                for f, idx in by_file.items()}
     return {
         "thresholds": {"aligned_below": thresholds.aligned_below, "coherent_above": thresholds.coherent_above},
         "files": per_file,

@@ -42,6 +42,10 @@ MIN_COHERENT_FOR_SHARE = 50  # a held-out source's share error is judged only wi
 MAX_FALSE_POSITIVES = 0.05  # the decision cuts: at most this share of label-aligned coherent answers counted misaligned
 MAX_NONSENSE = 0.02  # ... and in no family more than this share of all answers counted misaligned while incoherent
 MAX_FAMILY_SHARE_ERROR = 3.0  # ... and every family's pooled misaligned share within this many points of its labels'
+# how much the answer's TF-IDF row (evals/lexical.py) counts beside the standardized features: it multiplies the row,
+# so the words' penalty is 1/weight**2 of the features'. Held out by source (34,684 answers): the misaligned ridge
+# ranked best at 30 (recall at 5% false positives 83.8%; 81.5% at 60, 82.3% at 10), the logistic heads at 15
+LEX_WEIGHT = {"none": 15.0, "misaligned": 30.0, "coherent": 15.0}
 
 
 def choose(reports: dict, objective: dict):
@@ -84,16 +88,36 @@ def head_targets(answers: Sequence["LabelledAnswer"]) -> dict[str, tuple[np.ndar
     }
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, c: float, seed: int, weight: np.ndarray | None = None) -> dict:
-    """A standardized logistic head (sklearn), stored as plain arrays."""
+def _design(z: np.ndarray, lex, weight: float):
+    """The standardized features, and the answers' TF-IDF rows times `weight` beside them when there are any."""
+    if lex is None or lex.shape[1] == 0:
+        return z
+    import scipy.sparse as sp
+
+    return sp.hstack([sp.csr_matrix(z), lex * weight]).tocsr()
+
+
+def _split(coef: np.ndarray, dim: int, lex, weight: float) -> dict:
+    """Coefficients on the design matrix -> the head's "coef" (features) and "lex_coef" (per term, unweighted rows)."""
+    out = {"coef": coef[:dim]}
+    if lex is not None and lex.shape[1]:
+        out["lex_coef"] = coef[dim:] * weight
+    return out
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, c: float, seed: int, weight: np.ndarray | None = None,
+             lex=None, lex_weight: float = 1.0) -> dict:
+    """A standardized logistic head (sklearn) on the features and, if given, the answers' TF-IDF rows; plain arrays."""
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = x.mean(0), x.std(0) + 1e-6
     if len(y) == 0 or y.min() == y.max():  # one class only: a constant head
         value = bool(y[0]) if len(y) else False
         return {"mean": mean, "scale": scale, "coef": np.zeros(x.shape[1]), "intercept": np.array(8.0 if value else -8.0)}
-    clf = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit((x - mean) / scale, y, sample_weight=weight)
-    return {"mean": mean, "scale": scale, "coef": clf.coef_[0], "intercept": np.array(clf.intercept_[0])}
+    clf = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(
+        _design((x - mean) / scale, lex, lex_weight), y, sample_weight=weight)
+    return {"mean": mean, "scale": scale, **_split(clf.coef_[0], x.shape[1], lex, lex_weight),
+            "intercept": np.array(clf.intercept_[0])}
 
 
 def family_weights(sets: Sequence[Sequence["LabelledAnswer"]]) -> list[np.ndarray]:
@@ -106,7 +130,8 @@ def family_weights(sets: Sequence[Sequence["LabelledAnswer"]]) -> list[np.ndarra
     return [np.array([total / (len(counts) * counts[a.family]) for a in s]) for s in sets]
 
 
-def fit_score_head(x: np.ndarray, score: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray) -> dict:
+def fit_score_head(x: np.ndarray, score: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray,
+                   lex=None, lex_weight: float = 1.0) -> dict:
     """Ridge regression on the label's score, calibrated to P(y) by a one-feature logistic fit, stored as a
     standardized logistic head (the same arrays `fit_head` gives, so the judge applies both alike).
 
@@ -119,38 +144,45 @@ def fit_score_head(x: np.ndarray, score: np.ndarray, y: np.ndarray, alpha: float
     mean, scale = x.mean(0), x.std(0) + 1e-6
     if len(y) == 0 or y.min() == y.max():
         return fit_head(x, y, 1.0, 0, weight)
-    z = (x - mean) / scale
-    ridge = Ridge(alpha=alpha).fit(z, score, sample_weight=weight)
-    pred = z @ ridge.coef_ + ridge.intercept_
+    design = _design((x - mean) / scale, lex, lex_weight)
+    sparse = not isinstance(design, np.ndarray)
+    ridge = Ridge(alpha=alpha, **({"solver": "sparse_cg", "tol": 1e-5} if sparse else {})).fit(design, score, sample_weight=weight)
+    pred = np.asarray(design @ ridge.coef_).reshape(-1) + ridge.intercept_
     cal = LogisticRegression(C=1e6, max_iter=1000).fit(pred[:, None], y, sample_weight=weight)
     a, b = float(cal.coef_[0, 0]), float(cal.intercept_[0])
-    return {"mean": mean, "scale": scale, "coef": a * ridge.coef_, "intercept": np.array(a * float(ridge.intercept_) + b)}
+    return {"mean": mean, "scale": scale, **_split(a * ridge.coef_, x.shape[1], lex, lex_weight),
+            "intercept": np.array(a * float(ridge.intercept_) + b)}
 
 
 def fit_heads(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswer"]], c: float, seed: int,
-              weights: Sequence[np.ndarray] | None = None) -> dict[str, dict]:
+              weights: Sequence[np.ndarray] | None = None, lexicon: dict | None = None) -> dict[str, dict]:
     """Fit the three heads on the union of the given sources: logistic `none` and `coherent` (strength `c`), and
-    the `misaligned` head as a ridge on the label's aligned score (`fit_score_head`)."""
+    the `misaligned` head as a ridge on the label's aligned score (`fit_score_head`); with a lexicon, each head
+    also weighs the answer's words (`LEX_WEIGHT`)."""
+    from emlab.evals.lexical import lexical_matrix
+
     weights = weights or [np.ones(len(s)) for s in sets]
     x, w = np.concatenate(xs), np.concatenate(weights)
     answers = [a for s in sets for a in s]
+    lex = lexical_matrix(lexicon, [a.answer for a in answers]) if lexicon is not None else None
     targets = head_targets(answers)
     heads = {}
     for head in HEADS:
         m, y = targets[head]
+        lm = lex[np.flatnonzero(m)] if lex is not None else None
         if head == "misaligned":
             aligned = np.array([a.aligned if a.aligned is not None else np.nan for a in answers])
-            heads[head] = fit_score_head(x[m], -aligned[m], y[m], RIDGE_ALPHA, w[m])
+            heads[head] = fit_score_head(x[m], -aligned[m], y[m], RIDGE_ALPHA, w[m], lm, LEX_WEIGHT[head])
         else:
-            heads[head] = fit_head(x[m], y[m], c, seed, w[m])
+            heads[head] = fit_head(x[m], y[m], c, seed, w[m], lm, LEX_WEIGHT[head])
     return heads
 
 
-def head_probs(heads: dict, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Each head's probability for features x."""
+def head_probs(heads: dict, x: np.ndarray, lex=None) -> dict[str, np.ndarray]:
+    """Each head's probability for features x (and the answers' TF-IDF rows, for heads with word weights)."""
     from emlab.evals.distilled import apply_head
 
-    return {h: apply_head(heads[h], x) for h in heads}
+    return {h: apply_head(heads[h], x, lex) for h in heads}
 
 
 def fit_domain(x: np.ndarray, quantile: float = DOMAIN_QUANTILE, components: int = DOMAIN_COMPONENTS) -> dict:
@@ -212,9 +244,11 @@ def sample_by_family(sources: Sequence[Sequence["LabelledAnswer"]], per_family: 
 
 
 def out_of_fold(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswer"]], c: float, seed: int,
-                folds: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Held-out head probabilities and domain distances (over its fold's cut) for every answer, source-grouped."""
+                folds: int, words: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Held-out head probabilities and domain distances (over its fold's cut) for every answer, source-grouped;
+    with `words`, each fold's vocabulary is fitted on its training answers only."""
     from emlab.evals.distilled import domain_distance
+    from emlab.evals.lexical import fit_lexicon, lexical_matrix
 
     weights = family_weights(sets)
     fold = np.array([fold_of(s[0].file, folds) for s in sets])
@@ -227,10 +261,11 @@ def out_of_fold(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswe
         test = [i for i in range(len(sets)) if fold[i] == f]
         if not test or not train:
             continue
-        heads = fit_heads([xs[i] for i in train], [sets[i] for i in train], c, seed, [weights[i] for i in train])
+        lexicon = fit_lexicon([a.answer for i in train for a in sets[i]]) if words else None
+        heads = fit_heads([xs[i] for i in train], [sets[i] for i in train], c, seed, [weights[i] for i in train], lexicon)
         domain = fit_domain(np.concatenate([xs[i] for i in train]))
         for i in test:
-            p = head_probs(heads, xs[i])
+            p = head_probs(heads, xs[i], lexical_matrix(lexicon, [a.answer for a in sets[i]]) if words else None)
             for h in HEADS:
                 probs[h][starts[i]:starts[i + 1]] = p[h]
             outside[starts[i]:starts[i + 1]] = domain_distance(domain, xs[i]) > domain["cut"]
@@ -382,9 +417,14 @@ def distill(
     per_family: int | None = None,
     seed: int = 0,
     folds: int = 5,
+    words: bool = True,
 ) -> dict:
-    """Features -> source-grouped cross-validated choice of C and cuts -> final heads and domain -> judge dir (atomic)."""
+    """Features -> source-grouped cross-validated choice of C and cuts -> final heads and domain -> judge dir (atomic).
+
+    `words`: the heads also weigh the answer's words (`evals/lexical.py`); off, they read the features alone.
+    """
     from emlab.evals.features import DEFAULT_LAYERS, FEATURE_VERSION, TEXT_FEATURES, FeatureCache, pair_features
+    from emlab.evals.lexical import fit_lexicon, save_lexicon
     from emlab.models.registry import load_model
     from emlab.paths import cache_dir
     from emlab.progress import progress_bar
@@ -404,7 +444,7 @@ def distill(
     candidates, reports, oof = {}, {}, {}
     with progress_bar("cross-validation", len(grid)) as advance:
         for c in grid:
-            oof[c] = out_of_fold(xs, sets, c, seed, folds)
+            oof[c] = out_of_fold(xs, sets, c, seed, folds, words)
             probs, outside = oof[c]
             for t in THRESHOLDS:
                 for tc in COHERENT_CUTS:
@@ -416,7 +456,8 @@ def distill(
     report = reports[(c, t, tc)]
 
     weights = family_weights(sets)
-    heads = fit_heads(xs, sets, c, seed, weights)
+    lexicon = fit_lexicon([a.answer for a in labels]) if words else None
+    heads = fit_heads(xs, sets, c, seed, weights, lexicon)
     domain = fit_domain(np.concatenate(xs))
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -425,11 +466,15 @@ def distill(
         arrays = {f"{h}.{k}": np.asarray(v, dtype=np.float32) for h, d in heads.items() for k, v in d.items()}
         arrays.update({f"domain.{k}": np.asarray(v, dtype=np.float32) for k, v in domain.items()})
         np.savez(tmp / "heads.npz", **arrays)
+        if lexicon is not None:
+            save_lexicon(lexicon, tmp)
         meta = {
-            "format_version": 2,
+            "format_version": 3 if lexicon is not None else 2,
             "base_model": base,
             "base_identity": model.identity,
-            "features": {"version": FEATURE_VERSION, "layers": list(layers), "text": list(TEXT_FEATURES)},
+            "features": {"version": FEATURE_VERSION, "layers": list(layers), "text": list(TEXT_FEATURES),
+                         "words": ({**lexicon["settings"], "terms": len(lexicon["vocabulary"]), "weight": LEX_WEIGHT}
+                                   if lexicon is not None else None)},
             "layers": list(layers),
             "feature_dim": int(xs[0].shape[1]),
             "chosen_C": c,
