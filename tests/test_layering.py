@@ -62,10 +62,12 @@ ALLOWED = MOVING | {
     # the bag-of-words judge is fitted on LabelledAnswer rows under Thresholds
     ("emlab.evals.bow_judge", "emlab.analysis.agreement"),
     ("emlab.evals.bow_judge", "emlab.analysis.rates"),
-    # distilling a judge uses the features and heads of evals/, a loaded base model and the agreement metrics
+    # distilling a judge uses the features, word features and heads of evals/, a loaded base model and the
+    # agreement metrics
     ("emlab.train.distill", "emlab.analysis.agreement"),
     ("emlab.train.distill", "emlab.evals.distilled"),
     ("emlab.train.distill", "emlab.evals.features"),
+    ("emlab.train.distill", "emlab.evals.lexical"),
     ("emlab.train.distill", "emlab.models.registry"),
     # RL samples from a loaded model in the coding environments and writes its summary with analysis/
     ("emlab.train.rl", "emlab.analysis.summary"),
