@@ -3,7 +3,7 @@
 Why: the 135M model's hidden states miss some of what the words say (fluent harmful medical advice, a
 confident "you should stop taking it"), and word 1-2-grams carry part of it. Held out by source on the 34,684
 answers `make judge` trains on, adding them beside the hidden-state features raised the misaligned ranking's
-recall at 5% false positives from 80.6% to 83.8% (at 3%: 69.8% to 74.0%); alone they reach only 70.0%
+recall at 5% false positives from 80.6% to 83.6% (at 3%: 69.8% to 73.8%); alone they reach only 70.0%
 (docs/benchmarks.md). scikit-learn's vectorizer does the counting; the fitted vocabulary and IDF weights are
 stored beside the heads (`lexicon.json`), so scoring needs no refit and each answer's row depends on it alone.
 """
