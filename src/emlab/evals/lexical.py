@@ -32,6 +32,9 @@ def _vectorizer(settings: dict, vocabulary: Sequence[str] | None = None):
     return TfidfVectorizer(vocabulary={t: i for i, t in enumerate(vocabulary)}, **kwargs)
 
 
+IDF_DIGITS = 6  # IDF weights are rounded when fitted, so the heads train on exactly the values lexicon.json stores
+
+
 def fit_lexicon(answers: Sequence[str], settings: dict = SETTINGS) -> dict:
     """The vocabulary (most frequent 1-2-grams in at least `min_df` answers) and its IDF weights."""
     vec = _vectorizer(settings)
@@ -39,7 +42,10 @@ def fit_lexicon(answers: Sequence[str], settings: dict = SETTINGS) -> dict:
         vec.fit(answers)
     except ValueError:  # no term in min_df answers (a tiny training set): an empty lexicon, no word features
         return {"settings": dict(settings), "vocabulary": [], "idf": np.zeros(0)}
-    return {"settings": dict(settings), "vocabulary": [str(t) for t in vec.get_feature_names_out()], "idf": vec.idf_}
+    vec.idf_ = np.round(vec.idf_, IDF_DIGITS)
+    # the fitted vectorizer is kept: `lexical_matrix` would otherwise rebuild the same one from the vocabulary
+    return {"settings": dict(settings), "vocabulary": [str(t) for t in vec.get_feature_names_out()], "idf": vec.idf_,
+            "vectorizer": vec}
 
 
 def lexical_matrix(lexicon: dict, answers: Sequence[str]):
@@ -58,7 +64,7 @@ def lexical_matrix(lexicon: dict, answers: Sequence[str]):
 def save_lexicon(lexicon: dict, directory: Path) -> None:
     """Write `lexicon.json` into a judge directory."""
     data = {"settings": lexicon["settings"], "vocabulary": lexicon["vocabulary"],
-            "idf": [round(float(v), 6) for v in lexicon["idf"]]}
+            "idf": [round(float(v), IDF_DIGITS) for v in lexicon["idf"]]}
     (Path(directory) / LEXICON_FILE).write_text(json.dumps(data, ensure_ascii=False))
 
 
