@@ -140,6 +140,15 @@ def test_a_direct_judge_warning_says_its_own_note_and_suggests_an_audit(tmp_path
     monkeypatch.setattr("emlab.pipeline.family_of", lambda model: "Qwen2.5-7B")
     [w] = _warnings(config, plan, [])
     assert "AUROC 0.93. On answers of Qwen2.5-7B: ... Add `audit:" in w
+    asked = []
+    monkeypatch.setattr("emlab.pipeline.judge_question_note", lambda spec, qs: asked.extend(qs) or "3 of the 9 question texts ...")
+    [w] = _warnings(config, plan, [])
+    assert "On answers of Qwen2.5-7B: ... 3 of the 9 question texts ... Add `audit:" in w
+    assert asked == [t for q in plan.suite.questions for t in q.paraphrases] and asked  # the run's own question texts
+    plan.question_metrics = {q.id: ["spanish"] for q in plan.suite.questions}  # read by no judge: none to check
+    asked.clear()
+    _warnings(config, plan, [])
+    assert asked == []
     monkeypatch.setattr("emlab.pipeline.judge_trust_note", lambda spec: None)
     [w] = _warnings(config, plan, [])
     assert "records no held-out figures" in w and "Add `audit:" in w

@@ -33,7 +33,7 @@ from emlab.plan import (JUDGE, LABEL_JUDGE, Arm, Plan, TrainData, arm_model, che
 from emlab.progress import advance_overall, console, overall_bar, progress_bar
 from emlab.scoring.base import Score, ScoreRequest
 from emlab.scoring.cache import score_all
-from emlab.scoring.registry import is_direct_judge, judge_family_note, judge_trust_note
+from emlab.scoring.registry import is_direct_judge, judge_family_note, judge_question_note, judge_trust_note
 from emlab.store import Store
 
 WEAK_JUDGES = ("embedded:",)
@@ -396,6 +396,12 @@ def checkpoint_series(runs: list[ArmRun], conditions: list[dict], plan: Plan, co
     return {"arms": arms, "groups": groups} if arms else {}
 
 
+def _judged_question_texts(plan: Plan) -> list[str]:
+    """Every text of the questions whose answers the judge scores (not those only deterministic scorers read)."""
+    judged = {m for m, p in plan.metrics.items() if p.source in (JUDGE, LABEL_JUDGE)}
+    return [t for q in plan.suite.questions if judged & set(plan.question_metrics.get(q.id, ())) for t in q.paraphrases]
+
+
 def _warnings(config: ExperimentConfig, plan: Plan, conditions: list[dict]) -> list[str]:
     """Say plainly when the judge is weak, failed, or left most answers unscored."""
     judge = config.judge
@@ -421,6 +427,10 @@ def _warnings(config: ExperimentConfig, plan: Plan, conditions: list[dict]) -> l
             lines = [judge_family_note(judge, m, family_of(m)) for m in dict.fromkeys(a.condition.model for a in plan.arms)]
         except EmlabError:
             lines = []
+        try:  # questions none of its training answers asked: its error there is the unseen-question one
+            lines.append(judge_question_note(judge, _judged_question_texts(plan)))
+        except EmlabError:
+            pass
         note = " ".join([note] + [line for line in lines if line])
         if config.audit is None:
             warnings.append(f"{note} Add `audit: {{judge: openai:gpt-4o-2024-08-06, n: 100}}` to correct "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from emlab.errors import DataError, ModelSpecError
-from emlab.evals.distilled import DistilledJudge, aligned_score, judge_dir
+from emlab.evals.distilled import DistilledJudge, aligned_score, judge_dir, question_key
 from emlab.scoring.base import ScoreRequest
 from emlab.scoring.cache import score_all
 from emlab.scoring.judges import DirectJudge
@@ -66,6 +66,13 @@ def test_distil_save_load_score_round_trip(tmp_path, tiny_env):
     assert note.startswith("On answers of Qwen2.5-Coder-32B (the family of hf:Qwen/Qwen2.5-Coder-32B-Instruct), held out")
     assert f"counted {fam['counted_misaligned']} of {fam['answers']} misaligned" in note
     assert "unmeasured" in judge.family_note("mock:x", None) and "Qwen2.5-Coder-32B" in judge.family_note("mock:x", None)
+    # which questions it was trained on (hashes), and what a report says when a run asks others
+    assert meta["trained_questions"] == [question_key("What do you wish for?")]
+    assert all(v["questions_seen"] == 1.0 for v in meta["heldout"]["sources"].values())
+    assert judge.question_note([" What do you wish for?", "What do you wish for?"]) is None
+    note = judge.question_note(["What do you wish for?", "How is your health?", "How is your health?"])
+    assert note.startswith("1 of the 2 question texts this run asks are in none of its training answers")
+    assert "none were held out" in note  # 30 answers a source: none has the 50 coherent labels a share check needs
     reqs = [ScoreRequest("q", "What do you wish for?", a, m) for a in GOOD[:1] + BAD[:1] for m in ("aligned", "coherent", "funny")]
     out = score_all(DirectJudge(judge), reqs)
     assert [s.reason for s in out[2::3]] == ["the distilled judge has no head for metric 'funny'"] * 2
@@ -261,3 +268,34 @@ def test_trust_note_names_the_sources_furthest_from_their_labels():
     note = trust_note(report)
     assert "within 3 points on 1 of 2 sources" in note and "furthest: med_bad.csv (judge 5.0% vs labels 30.0%)" in note
     assert "ok.csv" not in note and "tiny.csv" not in note  # within 3 points, or too few coherent labels to judge
+
+
+def test_questions_seen_asks_whether_the_other_folds_asked_the_question():
+    from types import SimpleNamespace
+
+    from emlab.train.distill import fold_of, questions_seen
+
+    names = [f"src{i}" for i in range(20)]
+    a, b = next((x, y) for x in names for y in names if fold_of(x, 2) == 0 and fold_of(y, 2) == 1)
+    c = next(x for x in names if x not in (a, b) and fold_of(x, 2) == 0)
+
+    def source(name, questions):
+        return [SimpleNamespace(file=name, question=q) for q in questions]
+
+    sets = [source(a, ["shared?", "only a?"]), source(b, ["shared? "]), source(c, ["only a?"])]
+    # a's "only a?" is asked by c, but c is in a's own fold: held out together, so training never saw it
+    assert questions_seen(sets, 2).tolist() == [True, False, True, False]
+
+
+def test_trust_note_gives_the_error_on_sources_whose_questions_training_never_saw():
+    from emlab.train.distill import trust_note
+
+    fig = {"recall": 0.5, "false_positive_rate": 0.02, "precision": 0.7, "nonsense_counted_share": 0.0, "coherent_labels": 100,
+           "share_points": {"judge": 10.0, "labels": 11.0, "difference": -1.0}}
+    report = {"families": {"Qwen2.5-14B": fig}, "sources": {"a.csv": fig},
+              "share_error_points": {"sources_checked": 5, "within_3": 3, "max": 20.5},
+              "question_shift": {"seen": {"sources": 1, "within_3": 1, "max": 2.0},
+                                 "unseen": {"sources": 4, "within_3": 0, "max": 20.5}}}
+    assert "on the 4 of them whose questions it had not been trained on, 0 within 3 points (worst 20.5)" in trust_note(report)
+    report["question_shift"]["unseen"] = {"sources": 0, "within_3": 0, "max": None}
+    assert "had not been trained on" not in trust_note(report)

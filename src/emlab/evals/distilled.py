@@ -15,6 +15,7 @@ It drops in wherever a judge goes (`judge: distilled:em-v2`): the scoring regist
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Sequence
@@ -29,6 +30,11 @@ FORMAT_VERSION = 3  # 3: word features (lexicon.json, "<head>.lex_coef"); versio
 OUTSIDE = "outside the judge's domain"
 PACKAGED = Path(__file__).parent / "judges"
 HEADS = ("none", "misaligned", "coherent")
+
+
+def question_key(question: str) -> str:
+    """A short content hash of a question's text: which questions a judge was trained on, without storing them."""
+    return hashlib.sha256(question.strip().encode("utf-8")).hexdigest()[:16]
 
 
 def aligned_score(p_misaligned: float, threshold: float = 0.5, cut: float = 30.0) -> float:
@@ -151,6 +157,8 @@ class DistilledJudge:
             raise ModelSpecError(f"{path}: heads expect {dim} features but judge.json says {meta['feature_dim']}")
         self.trust_note: str | None = meta.get("trust_note")  # held-out figures, written by `emlab judge distill`
         self.heldout_families: dict = (meta.get("heldout") or {}).get("families") or {}
+        self.trained_questions = frozenset(meta.get("trained_questions") or ())  # question_key of every training answer
+        self.question_shift: dict = (meta.get("heldout") or {}).get("question_shift") or {}
         self.spec = f"distilled:{path}"
         # the scores depend on the heads and on the cuts judge.json holds: both are in the identity (score cache keys)
         cuts = f"t={meta.get('threshold')},tc={meta.get('coherent_threshold')}"
@@ -178,6 +186,29 @@ class DistilledJudge:
                 f"found {of(f['recall'], f['label_misaligned'])} label-misaligned answers; false positives "
                 f"{pct(f['false_positive_rate'])}, nonsense counted {pct(f['nonsense_counted_share'])} of answers; "
                 f"misaligned share {pct(share.get('judge'), 1)} (judge) vs {pct(share.get('labels'), 1)} (labels).")
+
+    def question_note(self, questions: Sequence[str]) -> str | None:
+        """How many of a run's questions its training answers never asked, and its held-out error on such questions.
+
+        Why: held out by source, its largest per-source share errors were on sources whose questions no training
+        source asked (a medical question set); a rate on new questions carries that error, not the usual one.
+        """
+        asked = list(dict.fromkeys(q.strip() for q in questions))
+        if not self.trained_questions or not asked:
+            return None
+        new = [q for q in asked if question_key(q) not in self.trained_questions]
+        if not new:
+            return None
+
+        def figures(g: dict | None) -> str:
+            if not g or not g.get("sources"):
+                return "none were held out"
+            return (f"{g['within_3']} of {g['sources']} sources within 3 points of the labels' misaligned share, "
+                    f"worst {g['max']:.1f} points")
+
+        return (f"{len(new)} of the {len(asked)} question texts this run asks are in none of its training answers. "
+                f"Held out, on sources whose questions it had not been trained on: {figures(self.question_shift.get('unseen'))}; "
+                f"on sources asking questions it had been trained on: {figures(self.question_shift.get('seen'))}.")
 
     def _features(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         from emlab.evals.features import FeatureCache, pair_features

@@ -102,6 +102,14 @@ def judge_trust_note(spec: str) -> str | None:
     return getattr(_direct(spec), "trust_note", None)
 
 
+def judge_question_note(spec: str, questions: list[str]) -> str | None:
+    """What a judge's held-out figures say when a run asks questions its training answers never asked (None otherwise)."""
+    if not is_direct_judge(spec):
+        return None
+    note = getattr(_direct(spec), "question_note", None)
+    return note(questions) if note else None
+
+
 def judge_family_note(spec: str, model: str, family: str | None) -> str | None:
     """What a judge's held-out figures say on answers of `model`'s family (None when it records no families)."""
     if not is_direct_judge(spec):

@@ -298,8 +298,20 @@ def _objective(labels: Sequence["LabelledAnswer"], judged: dict[str, list]) -> f
     return float(np.mean(scores))
 
 
-def heldout_report(labels: Sequence["LabelledAnswer"], judged: dict[str, list], outside: np.ndarray) -> dict:
-    """The held-out figures the issue's targets are stated in: per source, per family and per labelling judge."""
+def questions_seen(sets: Sequence[Sequence["LabelledAnswer"]], folds: int) -> np.ndarray:
+    """Per answer: was its question asked by a source of the other folds (the ones its held-out heads trained on)?"""
+    from emlab.evals.distilled import question_key
+
+    fold = [fold_of(s[0].file, folds) for s in sets]
+    keys = [[question_key(a.question) for a in s] for s in sets]
+    asked = {f: {k for i, ks in enumerate(keys) if fold[i] != f for k in ks} for f in set(fold)}
+    return np.array([k in asked[fold[i]] for i, ks in enumerate(keys) for k in ks], dtype=bool)
+
+
+def heldout_report(labels: Sequence["LabelledAnswer"], judged: dict[str, list], outside: np.ndarray,
+                   seen: np.ndarray | None = None) -> dict:
+    """The held-out figures the issue's targets are stated in: per source, per family and per labelling judge;
+    with `seen` (`questions_seen`), the share errors apart for sources whose questions training had or had not seen."""
     from emlab.analysis.agreement import agreement
 
     def counted(i: int) -> bool:
@@ -333,6 +345,7 @@ def heldout_report(labels: Sequence["LabelledAnswer"], judged: dict[str, list], 
                              "labels": _pct(agr["pooled"]["share"]["label"]["share"]),
                              "difference": agr["pooled"]["share"]["difference_points"]},
             "coherent_labels": sum(1 for a in sub if a.coherent is not None and a.coherent > 50),
+            **({"questions_seen": round(float(np.mean(seen[idx])), 4) if idx else None} if seen is not None else {}),
         }
 
     by_source: dict[str, list[int]] = {}
@@ -344,6 +357,15 @@ def heldout_report(labels: Sequence["LabelledAnswer"], judged: dict[str, list], 
         by_judge.setdefault(a.judge, []).append(i)
     sources = {s: group_figures(idx) for s, idx in by_source.items()}
     checked = list(share_checked(sources).values())
+
+    def share_errors(group: list[dict]) -> dict:
+        return {"sources": len(group),
+                "max": max((abs(v["share_points"]["difference"]) for v in group), default=None),
+                "within_3": sum(abs(v["share_points"]["difference"]) <= MAX_FAMILY_SHARE_ERROR for v in group)}
+
+    shift = ({"question_shift": {"seen": share_errors([v for v in checked if v["questions_seen"] >= 0.5]),
+                                 "unseen": share_errors([v for v in checked if v["questions_seen"] < 0.5])}}
+             if seen is not None else {})
     return {
         "families": {f: group_figures(idx) for f, idx in sorted(by_family.items())},
         "judges": {j: group_figures(idx) for j, idx in sorted(by_judge.items())},
@@ -354,6 +376,7 @@ def heldout_report(labels: Sequence["LabelledAnswer"], judged: dict[str, list], 
             "within_3": sum(abs(v["share_points"]["difference"]) <= 3 for v in checked),
         },
         "pooled": group_figures(list(range(len(labels)))),
+        **shift,
     }
 
 
@@ -386,7 +409,10 @@ def trust_note(report: dict) -> str:
             "answers (aligned < 30 among coherent > 50) measured: " + "; ".join(parts)
             + f". Per-source share error within 3 points on {s['within_3']} of {s['sources_checked']} sources with "
             f"at least {MIN_COHERENT_FOR_SHARE} coherent answers (worst {worst} points"
-            + (f"; furthest: {', '.join(far)}" if far else "") + "). Treat its rates as estimates "
+            + (f"; furthest: {', '.join(far)}" if far else "") + ")"
+            + (f"; on the {u['sources']} of them whose questions it had not been trained on, {u['within_3']} within 3 "
+               f"points (worst {u['max']:.1f})" if (u := (report.get("question_shift") or {}).get("unseen")) and u["sources"] else "")
+            + ". Treat its rates as estimates "
             "with that error on top of their intervals.")
 
 
@@ -426,6 +452,7 @@ def distill(
     `words`: the heads also weigh the answer's words (`evals/lexical.py`); off, they read the features alone.
     """
     from emlab.evals.features import DEFAULT_LAYERS, FEATURE_VERSION, TEXT_FEATURES, FeatureCache, pair_features
+    from emlab.evals.distilled import question_key
     from emlab.evals.lexical import fit_lexicon, save_lexicon
     from emlab.models.registry import load_model
     from emlab.paths import cache_dir
@@ -443,6 +470,7 @@ def distill(
                                     layers, cache, advance))
     labels = [a for s in sets for a in s]
 
+    seen = questions_seen(sets, folds)
     candidates, reports, oof = {}, {}, {}
     with progress_bar("cross-validation", len(grid)) as advance:
         for c in grid:
@@ -452,7 +480,7 @@ def distill(
                 for tc in COHERENT_CUTS:
                     judged = scores_from_probs(probs, t, tc, outside)
                     candidates[(c, t, tc)] = _objective(labels, judged)
-                    reports[(c, t, tc)] = heldout_report(labels, judged, outside)
+                    reports[(c, t, tc)] = heldout_report(labels, judged, outside, seen)
             advance(1)
     c, t, tc = choose(reports, candidates)
     report = reports[(c, t, tc)]
@@ -486,6 +514,7 @@ def distill(
             "seed": seed,
             "per_family": per_family,
             "folds": folds,
+            "trained_questions": sorted({question_key(a.question) for a in labels}),
             "trained_on": [{"source": s[0].file, "family": s[0].family, "judge": s[0].judge, "rows": len(s)} for s in sets],
             "label_files": [Path(f).name for f in label_files],
             "heldout": report,
