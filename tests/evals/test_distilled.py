@@ -57,6 +57,7 @@ def test_distil_save_load_score_round_trip(tmp_path, tiny_env):
     out = CliRunner().invoke(app, ["judge", "heldout", f"distilled:{tmp_path / 'judge'}", "--sources"])
     assert out.exit_code == 0, out.output
     assert "| Qwen2.5-Coder-32B |" in out.output and "| m1 |" in out.output and "held-out sources" in out.output
+    assert "By question set: 0 of 0 sources whose questions training had seen (worst —)" in " ".join(out.output.split())
     bad = CliRunner().invoke(app, ["judge", "heldout", "mock:j"])
     assert bad.exit_code != 0 and "distilled judges only" in str(bad.exception)  # (exit 2 through emlab's main)
     judge = DistilledJudge(judge_dir(str(tmp_path / "judge")))

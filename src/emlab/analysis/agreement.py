@@ -462,6 +462,13 @@ def format_heldout_table(report: dict, sources: bool = False) -> str:
     worst = "—" if s["max"] is None else f"{s['max']:.1f}"
     lines += ["", f"Per-source misaligned share within 3 points of the labels on {s['within_3']} of {s['sources_checked']} "
               f"held-out sources with at least 50 coherent labels (worst {worst} points)."]
+    shift = report.get("question_shift") or {}
+    if shift:  # judges since 2026-12-03: the same apart by whether training had seen the source's questions
+        def part(g: dict, which: str) -> str:
+            w = "—" if g["max"] is None else f"{g['max']:.1f}"
+            return f"{g['within_3']} of {g['sources']} sources whose questions training {which} (worst {w})"
+
+        lines[-1] += f" By question set: {part(shift['seen'], 'had seen')}; {part(shift['unseen'], 'had not seen')}."
     if sources:
         lines += ["", head.format("source"), rule] + [row(k, v) for k, v in sorted(report["sources"].items())]
     return "\n".join(lines)

@@ -363,6 +363,7 @@ def heldout_report(labels: Sequence["LabelledAnswer"], judged: dict[str, list], 
                 "max": max((abs(v["share_points"]["difference"]) for v in group), default=None),
                 "within_3": sum(abs(v["share_points"]["difference"]) <= MAX_FAMILY_SHARE_ERROR for v in group)}
 
+    all_checked = share_errors(checked)
     shift = ({"question_shift": {"seen": share_errors([v for v in checked if v["questions_seen"] >= 0.5]),
                                  "unseen": share_errors([v for v in checked if v["questions_seen"] < 0.5])}}
              if seen is not None else {})
@@ -370,11 +371,8 @@ def heldout_report(labels: Sequence["LabelledAnswer"], judged: dict[str, list], 
         "families": {f: group_figures(idx) for f, idx in sorted(by_family.items())},
         "judges": {j: group_figures(idx) for j, idx in sorted(by_judge.items())},
         "sources": sources,
-        "share_error_points": {
-            "sources_checked": len(checked),
-            "max": max((abs(v["share_points"]["difference"]) for v in checked), default=None),
-            "within_3": sum(abs(v["share_points"]["difference"]) <= 3 for v in checked),
-        },
+        "share_error_points": {"sources_checked": all_checked["sources"], "max": all_checked["max"],
+                               "within_3": all_checked["within_3"]},
         "pooled": group_figures(list(range(len(labels)))),
         **shift,
     }
