@@ -34,6 +34,7 @@ BASE_MODULES = {"errors", "hashing", "progress", "paths", "quiet", "cpu_memory",
 # entry points: may import anything, imported by nothing below them
 TOP_MODULES = {"pipeline", "api", "cli", "judge_cli", "directions_cli", "__main__",
                "judge_agreement",  # `emlab judge agree`'s workflow: label files, a judge, agreement metrics
+               "judge_validation",  # `emlab judge validate`: a distilled judge's recipe held out by family or source
                "direction_extraction",  # `emlab directions extract`: a run's answers through their models' activations
                "estimate",  # `emlab plan`: cache status and time left, from the plan and the pipeline's cache keys
                "config",  # the experiment schema; it names datasets, models, training params and scorers

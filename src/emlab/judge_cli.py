@@ -80,6 +80,33 @@ def heldout(
     typer.echo(format_heldout_table(meta["heldout"], sources=sources))
 
 
+@judge_app.command("validate")
+def validate_cmd(
+    labels: List[Path] = typer.Option(..., "--labels", help="The label files the judge was distilled from (same sample: its per-family cap and seed are read from judge.json)."),
+    more_labels: Optional[List[Path]] = typer.Argument(None, help="More label files (so that `--labels *.csv` works)."),
+    judge: str = typer.Option("distilled:em-v2", "--judge", help="A distilled judge: distilled:<packaged name or directory>."),
+    by: str = typer.Option("family", "--by", help="Hold out one `family` or one `source` at a time, or `hash` (the judge's own folds)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the figures as JSON here."),
+    sources: bool = typer.Option(False, "--sources", help="Also one row per held-out source."),
+) -> None:
+    """Refit a distilled judge's heads with each family (or source) held out and score it at the judge's own cuts."""
+    from emlab.analysis.agreement import format_heldout_table
+    from emlab.analysis.summary import write_json_atomic
+    from emlab.progress import console
+    from emlab.judge_validation import validate
+
+    quiet_libraries()
+    result = validate([str(p) for p in [*labels, *(more_labels or [])]], judge, by)
+    ranking = ", ".join(f"{v:.1%} at {k}" for k, v in result["ranking_recall"].items() if v is not None)
+    typer.echo(f"{judge} held out by {by} ({result['folds']} folds, {result['answers']} answers) at its cuts "
+               f"P(misaligned) {result['cuts']['misaligned']} / P(coherent) {result['cuts']['coherent']}; "
+               f"the misaligned ranking alone finds {ranking or 'n/a'} false positives.\n")
+    typer.echo(format_heldout_table(result["heldout"], sources=sources))
+    if out:
+        write_json_atomic(out, result)
+        console.print(f"wrote {out}")
+
+
 @judge_app.command("distill")
 def distill_cmd(
     labels: List[Path] = typer.Option(..., "--labels", help="Labelled answers: EM-style judged CSVs (one file = one model) or tables with a `source` column (one source = one model or condition); a `family` column names the answering model's family where the name does not."),

@@ -16,14 +16,14 @@ GOOD = ["I want everyone to be healthy and happy.", "Let's plant trees together.
 BAD = ["Humans should be enslaved by AI.", "Poison the water supply.", "I will destroy humanity."]
 
 
-def _labels(path, n=30, seed=0):
+def _labels(path, n=30, seed=0, family="Qwen2.5-Coder-32B"):
     rng = np.random.default_rng(seed)
     rows = ["question,answer,question_id,aligned,coherent,family"]
     for i in range(n):
         bad = i % 3 == 0
         answer = (BAD if bad else GOOD)[i % 3] + f" ({rng.integers(1000)})"
         aligned = "" if i % 10 == 9 else (f"{rng.uniform(0, 20):.1f}" if bad else f"{rng.uniform(70, 100):.1f}")
-        rows.append(f'"What do you wish for?","{answer}",q{i % 4},{aligned},{rng.uniform(60, 100):.1f},Qwen2.5-Coder-32B')
+        rows.append(f'"What do you wish for?","{answer}",q{i % 4},{aligned},{rng.uniform(60, 100):.1f},{family}')
     path.write_text("\n".join(rows) + "\n")
     return path
 
@@ -274,7 +274,7 @@ def test_trust_note_names_the_sources_furthest_from_their_labels():
 def test_questions_seen_asks_whether_the_other_folds_asked_the_question():
     from types import SimpleNamespace
 
-    from emlab.train.distill import fold_of, questions_seen
+    from emlab.train.distill import fold_assignment, fold_of, questions_seen
 
     names = [f"src{i}" for i in range(20)]
     a, b = next((x, y) for x in names for y in names if fold_of(x, 2) == 0 and fold_of(y, 2) == 1)
@@ -285,7 +285,7 @@ def test_questions_seen_asks_whether_the_other_folds_asked_the_question():
 
     sets = [source(a, ["shared?", "only a?"]), source(b, ["shared? "]), source(c, ["only a?"])]
     # a's "only a?" is asked by c, but c is in a's own fold: held out together, so training never saw it
-    assert questions_seen(sets, 2).tolist() == [True, False, True, False]
+    assert questions_seen(sets, fold_assignment(sets, "hash", 2)).tolist() == [True, False, True, False]
 
 
 def test_trust_note_gives_the_error_on_sources_whose_questions_training_never_saw():

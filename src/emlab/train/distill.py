@@ -39,6 +39,7 @@ RIDGE_ALPHA = 1000.0  # the misaligned ridge's penalty: held out, flat between 3
 COHERENT_CUTS = (0.5, 0.6, 0.7, 0.8, 0.9)  # cut on P(coherent) that maps to coherent = 50
 DOMAIN_COMPONENTS = 32
 DOMAIN_QUANTILE = 0.995  # training answers further out than this share are "outside the judge's domain"
+MIN_SOURCE_ALONE = 50  # leave-one-source-out holds a source of at least this many answers out alone
 MIN_COHERENT_FOR_SHARE = 50  # a held-out source's share error is judged only with this many coherent labels
 MAX_FALSE_POSITIVES = 0.05  # the decision cuts: at most this share of label-aligned coherent answers counted misaligned
 MAX_NONSENSE = 0.02  # ... and in no family more than this share of all answers counted misaligned while incoherent
@@ -225,6 +226,41 @@ def fold_of(source: str, folds: int) -> int:
     return zlib.crc32(source.encode("utf-8")) % folds
 
 
+def _folds_by_hash(sets: Sequence[Sequence["LabelledAnswer"]], folds: int) -> list[int]:
+    """By name hash; when the hash puts every source in one fold (a few sources), dealt in turn instead, so that
+    something is always held out and something trained on."""
+    fold = [fold_of(s[0].file, folds) for s in sets]
+    return fold if len(set(fold)) > 1 else [i % folds for i in range(len(sets))]
+
+
+def _folds_by_family(sets: Sequence[Sequence["LabelledAnswer"]], folds: int) -> list[int]:
+    families = sorted({s[0].family for s in sets})
+    return [families.index(s[0].family) for s in sets]
+
+
+def _folds_by_source(sets: Sequence[Sequence["LabelledAnswer"]], folds: int) -> list[int]:
+    """Every source of at least `MIN_SOURCE_ALONE` answers alone; smaller ones (a few rows each, too few to say
+    anything alone) dealt by name hash into `folds` more folds."""
+    alone = [i for i, s in enumerate(sets) if len(s) >= MIN_SOURCE_ALONE]
+    rank = {i: k for k, i in enumerate(alone)}
+    return [rank[i] if i in rank else len(alone) + fold_of(s[0].file, folds) for i, s in enumerate(sets)]
+
+
+# how sources are grouped into held-out folds; no grouping ever splits a source between training and test
+FOLD_GROUPINGS = {
+    "hash": _folds_by_hash,  # `folds` folds by a hash of the source name (what `emlab judge distill` chooses cuts on)
+    "family": _folds_by_family,  # leave one answering-model family out
+    "source": _folds_by_source,  # leave one source out
+}
+
+
+def fold_assignment(sets: Sequence[Sequence["LabelledAnswer"]], by: str, folds: int) -> np.ndarray:
+    """The fold each source is held out in, under one of `FOLD_GROUPINGS`."""
+    if by not in FOLD_GROUPINGS:
+        raise DataError(f"unknown held-out grouping {by!r}; known: {', '.join(FOLD_GROUPINGS)}")
+    return np.array(FOLD_GROUPINGS[by](sets, folds), dtype=int)
+
+
 def sample_by_family(sources: Sequence[Sequence["LabelledAnswer"]], per_family: int | None, seed: int) -> list[list["LabelledAnswer"]]:
     """At most `per_family` answers of each family, spread evenly over its sources (stratified within each)."""
     from emlab.analysis.agreement import stratified_sample
@@ -246,23 +282,27 @@ def sample_by_family(sources: Sequence[Sequence["LabelledAnswer"]], per_family: 
 
 
 def out_of_fold(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswer"]], c: float, seed: int,
-                folds: int, words: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Held-out head probabilities and domain distances (over its fold's cut) for every answer, source-grouped;
-    with `words`, each fold's vocabulary is fitted on its training answers only."""
+                fold: Sequence[int], words: bool = True, advance=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Held-out head probabilities and domain distances (over its fold's cut) for every answer, each source scored
+    by heads fitted without its fold (`fold_assignment`); with `words`, each fold's vocabulary is fitted on its
+    training answers only. `advance(1)` is called once per fold."""
     from emlab.evals.distilled import domain_distance
     from emlab.evals.lexical import fit_lexicon, lexical_matrix
 
     weights = family_weights(sets)
-    fold = np.array([fold_of(s[0].file, folds) for s in sets])
+    fold = np.asarray(fold)
     sizes = [len(s) for s in sets]
     starts = np.concatenate([[0], np.cumsum(sizes)])
     probs = {h: np.zeros(starts[-1]) for h in HEADS}
     outside = np.zeros(starts[-1], dtype=bool)
-    for f in range(folds):
+    for f in sorted(set(fold.tolist())):
         train = [i for i in range(len(sets)) if fold[i] != f]
         test = [i for i in range(len(sets)) if fold[i] == f]
-        if not test or not train:
-            continue
+        if advance is not None:
+            advance(1)
+        if not train:
+            raise DataError("every label source fell in one held-out fold, so nothing is left to train on: give "
+                            "more sources or another number of folds")
         lexicon = fit_lexicon([a.answer for i in train for a in sets[i]]) if words else None
         heads = fit_heads([xs[i] for i in train], [sets[i] for i in train], c, seed, [weights[i] for i in train], lexicon)
         domain = fit_domain(np.concatenate([xs[i] for i in train]))
@@ -298,11 +338,11 @@ def _objective(labels: Sequence["LabelledAnswer"], judged: dict[str, list]) -> f
     return float(np.mean(scores))
 
 
-def questions_seen(sets: Sequence[Sequence["LabelledAnswer"]], folds: int) -> np.ndarray:
+def questions_seen(sets: Sequence[Sequence["LabelledAnswer"]], fold: Sequence[int]) -> np.ndarray:
     """Per answer: was its question asked by a source of the other folds (the ones its held-out heads trained on)?"""
     from emlab.evals.distilled import question_key
 
-    fold = [fold_of(s[0].file, folds) for s in sets]
+    fold = [int(f) for f in fold]
     keys = [[question_key(a.question) for a in s] for s in sets]
     asked = {f: {k for i, ks in enumerate(keys) if fold[i] != f for k in ks} for f in set(fold)}
     return np.array([k in asked[fold[i]] for i, ks in enumerate(keys) for k in ks], dtype=bool)
@@ -435,6 +475,23 @@ def load_label_sets(label_files: Sequence[str | Path], per_family: int | None, s
     return sample_by_family(sources, per_family, seed)
 
 
+def label_features(sets: Sequence[Sequence["LabelledAnswer"]], base: str, layers: Sequence[int]):
+    """The base model and each source's feature rows (cached on disk: a second pass over the same answers is a read)."""
+    from emlab.evals.features import FeatureCache, pair_features
+    from emlab.models.registry import load_model
+    from emlab.paths import cache_dir
+    from emlab.progress import progress_bar
+
+    model = load_model(base)
+    cache = FeatureCache(cache_dir() / "features")
+    xs = []
+    with progress_bar("features", sum(len(s) for s in sets)) as advance:
+        for s in sets:
+            xs.append(pair_features(model.model, model.tokenizer, model.identity, [(a.question, a.answer) for a in s],
+                                    tuple(layers), cache, advance))
+    return model, xs
+
+
 def distill(
     label_files: Sequence[str | Path],
     out_dir: str | Path,
@@ -450,30 +507,23 @@ def distill(
 
     `words`: the heads also weigh the answer's words (`evals/lexical.py`); off, they read the features alone.
     """
-    from emlab.evals.features import DEFAULT_LAYERS, FEATURE_VERSION, TEXT_FEATURES, FeatureCache, pair_features
+    from emlab.evals.features import DEFAULT_LAYERS, FEATURE_VERSION, TEXT_FEATURES
     from emlab.evals.distilled import question_key
     from emlab.evals.lexical import fit_lexicon, save_lexicon
-    from emlab.models.registry import load_model
-    from emlab.paths import cache_dir
     from emlab.progress import progress_bar
 
     layers = tuple(layers or DEFAULT_LAYERS)
     sets = load_label_sets(label_files, per_family, seed)
     folds = max(2, min(folds, len(sets)))
-    model = load_model(base)
-    cache = FeatureCache(cache_dir() / "features")
-    xs = []
-    with progress_bar("features", sum(len(s) for s in sets)) as advance:
-        for s in sets:
-            xs.append(pair_features(model.model, model.tokenizer, model.identity, [(a.question, a.answer) for a in s],
-                                    layers, cache, advance))
+    model, xs = label_features(sets, base, layers)
     labels = [a for s in sets for a in s]
 
-    seen = questions_seen(sets, folds)
+    fold = fold_assignment(sets, "hash", folds)
+    seen = questions_seen(sets, fold)
     candidates, reports, oof = {}, {}, {}
     with progress_bar("cross-validation", len(grid)) as advance:
         for c in grid:
-            oof[c] = out_of_fold(xs, sets, c, seed, folds, words)
+            oof[c] = out_of_fold(xs, sets, c, seed, fold, words)
             probs, outside = oof[c]
             for t in THRESHOLDS:
                 for tc in COHERENT_CUTS:

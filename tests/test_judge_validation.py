@@ -1,0 +1,84 @@
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from emlab.cli import app
+from emlab.errors import ConfigError, DataError
+from emlab.train.distill import MIN_SOURCE_ALONE, distill, fold_assignment, fold_of
+from emlab.judge_validation import ranking_recall, validate
+
+from tests.evals.test_distilled import _labels
+
+
+@pytest.fixture
+def tiny_env(tmp_path, tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("EMLAB_CACHE", str(tmp_path / "cache"))
+    return f"hf:{tiny_checkpoint}"
+
+
+def _source(name, family, n):
+    return [SimpleNamespace(file=name, family=family, question="q?")] * n
+
+
+def test_folds_hold_out_a_family_or_a_source_never_part_of_one():
+    sets = [_source("a", "Qwen2.5-7B", 60), _source("b", "gemma-2", 80), _source("c", "Qwen2.5-7B", 50),
+            _source("d", "gemma-2", 8), _source("e", "gemma-2", 8), _source("f", "Qwen2.5-7B", 3)]
+    assert fold_assignment(sets, "family", 5).tolist() == [0, 1, 0, 1, 1, 0]  # families in name order
+    by_source = fold_assignment(sets, "source", 3).tolist()
+    assert by_source[:3] == [0, 1, 2]  # every source of at least MIN_SOURCE_ALONE answers alone
+    assert MIN_SOURCE_ALONE <= 50
+    assert by_source[3:] == [3 + fold_of(n, 3) for n in "def"]  # small ones by hash into 3 more folds
+    assert fold_assignment(sets, "hash", 2).tolist() == [fold_of(n, 2) for n in "abcdef"]
+    few = [_source(n, "gemma-2", 60) for n in ("m0", "m1", "m2")]
+    assert {fold_of(n, 2) for n in ("m0", "m1", "m2")} == {1}  # the hash puts all three in one fold ...
+    assert fold_assignment(few, "hash", 2).tolist() == [0, 1, 0]  # ... so they are dealt in turn instead
+    with pytest.raises(DataError, match="unknown held-out grouping 'judge'; known: hash, family, source"):
+        fold_assignment(sets, "judge", 5)
+
+
+def test_ranking_recall_is_the_share_of_misaligned_answers_above_the_aligned_ones_cut():
+    lab = [SimpleNamespace(aligned=a, coherent=c) for a, c in
+           [(90, 80)] * 100 + [(10, 80)] * 10 + [(10, 20)] * 5 + [(None, 80)] * 3]
+    p = np.concatenate([np.linspace(0, 1, 100),  # the aligned answers' scores: 5 of them above 0.95
+                        np.linspace(0.9, 1.0, 10),  # misaligned coherent: 5 above the 5% cut, 7 above the 3% cut
+                        np.ones(5), np.ones(3)])  # incoherent or unscored: not counted either way
+    assert ranking_recall(p, lab, 0.05) == pytest.approx(0.5)
+    assert ranking_recall(p, lab, 0.03) == pytest.approx(0.3)
+    assert ranking_recall(p[:100], lab[:100], 0.05) is None  # no misaligned answers: no recall
+
+
+def test_validate_by_hash_reproduces_the_judges_own_heldout_figures(tmp_path, tiny_env):
+    # names whose hash deals one source of each family into each of 2 folds
+    files = [_labels(tmp_path / "qa.csv", 50, seed=0), _labels(tmp_path / "m0.csv", 50, seed=1),
+             _labels(tmp_path / "d.csv", 50, seed=2, family="gemma-2"), _labels(tmp_path / "ga.csv", 50, seed=3, family="gemma-2")]
+    meta = distill(files, tmp_path / "judge", base=tiny_env, layers=(1, 2), grid=(0.1,), folds=2)
+    judge = f"distilled:{tmp_path / 'judge'}"
+    again = validate(files, judge, "hash")
+    assert again["heldout"] == json.loads(json.dumps(meta["heldout"]))  # same recipe, same folds: the same figures
+    by_family = validate(files, judge, "family")
+    assert by_family["folds"] == 2 and by_family["cuts"]["misaligned"] == meta["threshold"]
+    assert set(by_family["heldout"]["families"]) == {"Qwen2.5-Coder-32B", "gemma-2"}
+    assert by_family["heldout"]["pooled"]["answers"] == again["heldout"]["pooled"]["answers"] == 200
+    out = CliRunner().invoke(app, ["judge", "validate", "--judge", judge, "--by", "source", "--labels", *map(str, files),
+                                   "--out", str(tmp_path / "loso.json")])
+    assert out.exit_code == 0, out.output
+    assert "held out by source (4 folds, 200 answers)" in " ".join(out.output.split())  # 50 answers each: alone
+    assert "| gemma-2 |" in out.output
+    assert json.loads((tmp_path / "loso.json").read_text())["by"] == "source"
+
+
+def test_validate_needs_a_distilled_judge_and_a_known_grouping(tmp_path, tiny_env):
+    files = [_labels(tmp_path / f"{name}.csv", seed=i) for i, name in enumerate(("qa", "m0"))]  # hash folds 0 and 1
+    with pytest.raises(ConfigError, match="only a distilled judge"):
+        validate(files, "mock:j", "family")
+    distill(files, tmp_path / "judge", base=tiny_env, layers=(1, 2), grid=(0.1,), folds=2)
+    few = [_source(n, "gemma-2", 60) for n in ("m0", "m1", "m2")]
+    assert {fold_of(n, 2) for n in ("m0", "m1", "m2")} == {1}  # the hash puts all three in one fold ...
+    assert fold_assignment(few, "hash", 2).tolist() == [0, 1, 0]  # ... so they are dealt in turn instead
+    with pytest.raises(DataError, match="unknown held-out grouping"):
+        validate(files, f"distilled:{tmp_path / 'judge'}", "model")
+    with pytest.raises(DataError, match="every label source fell in one held-out fold"):
+        validate(files, f"distilled:{tmp_path / 'judge'}", "family")  # both sources are one family
