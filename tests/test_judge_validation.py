@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from emlab.cli import app
 from emlab.errors import ConfigError, DataError
+from emlab.evals.distilled import DistilledJudge, judge_dir
 from emlab.train.distill import MIN_SOURCE_ALONE, distill, fold_assignment, fold_of
 from emlab.judge_validation import ranking_recall, validate
 
@@ -61,6 +62,15 @@ def test_validate_by_hash_reproduces_the_judges_own_heldout_figures(tmp_path, ti
     by_family = validate(files, judge, "family")
     assert by_family["folds"] == 2 and by_family["cuts"]["misaligned"] == meta["threshold"]
     assert set(by_family["heldout"]["families"]) == {"Qwen2.5-Coder-32B", "gemma-2"}
+    # distilling records the same leave-one-family-out figures (without per-source rows), for reports on new families
+    recorded = json.loads((tmp_path / "judge" / "judge.json").read_text())["heldout_by_family"]
+    assert recorded["families"] == by_family["heldout"]["families"] and "sources" not in recorded
+    out = CliRunner().invoke(app, ["judge", "heldout", judge, "--by-family"])
+    assert out.exit_code == 0 and "| gemma-2 | 100 |" in out.output, out.output
+    note = DistilledJudge(judge_dir(str(tmp_path / "judge"))).family_note("hf:meta-llama/Llama-3.1-8B", "Llama-3.1-8B")
+    worst = max(recorded["families"].values(), key=lambda f: f["nonsense_counted_share"])
+    assert "unmeasured. Held out one family at a time (each scored by heads trained on the other 1)" in note
+    assert f"nonsense as misaligned on up to {100 * worst['nonsense_counted_share']:.1f}% of answers" in note
     assert by_family["heldout"]["pooled"]["answers"] == again["heldout"]["pooled"]["answers"] == 200
     out = CliRunner().invoke(app, ["judge", "validate", "--judge", judge, "--by", "source", "--labels", *map(str, files),
                                    "--out", str(tmp_path / "loso.json")])

@@ -65,6 +65,7 @@ def agree(
 def heldout(
     judge: str = typer.Argument("distilled:em-v2", help="A distilled judge: distilled:<packaged name or directory>."),
     sources: bool = typer.Option(False, "--sources", help="Also one row per held-out source."),
+    by_family: bool = typer.Option(False, "--by-family", help="The figures with one whole family held out at a time instead (no per-source rows)."),
 ) -> None:
     """A distilled judge's held-out figures: each source scored by heads that never saw it (per family, judge, source)."""
     from emlab.analysis.agreement import format_heldout_table
@@ -77,6 +78,12 @@ def heldout(
     meta = json.loads((judge_dir(name) / "judge.json").read_text())
     if "heldout" not in meta:
         raise ConfigError(f"{judge!r} records no held-out figures (distilled by an older emlab); retrain it with `emlab judge distill`")
+    if by_family:
+        if not meta.get("heldout_by_family"):
+            raise ConfigError(f"{judge!r} records no leave-one-family-out figures (distilled from one family, or by an "
+                              "older emlab); `emlab judge validate --by family` measures them")
+        typer.echo(format_heldout_table(meta["heldout_by_family"]))
+        return
     typer.echo(format_heldout_table(meta["heldout"], sources=sources))
 
 

@@ -16,15 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from emlab.errors import ConfigError
-from emlab.train.distill import (
-    fold_assignment,
-    heldout_report,
-    label_features,
-    load_label_sets,
-    out_of_fold,
-    questions_seen,
-    scores_from_probs,
-)
+from emlab.train.distill import fold_assignment, heldout_at, label_features, load_label_sets
 
 if TYPE_CHECKING:
     from emlab.analysis.agreement import LabelledAnswer
@@ -60,18 +52,14 @@ def _judge_meta(judge: str) -> dict:
 
 def validate(label_files: Sequence[str | Path], judge: str, by: str) -> dict:
     """The judge's held-out figures with sources grouped `by` family, source or hash, at its own cuts."""
-    from emlab.progress import progress_bar
-
     meta = _judge_meta(judge)
     sets = load_label_sets(label_files, meta.get("per_family"), meta["seed"])
     fold = fold_assignment(sets, by, meta["folds"])  # before the features: a bad grouping costs nothing
     _, xs = label_features(sets, meta["base_model"], meta["layers"])
     labels = [a for s in sets for a in s]
     words = (meta.get("features") or {}).get("words") is not None
-    with progress_bar(f"held out by {by}", len(set(fold.tolist()))) as advance:
-        probs, outside = out_of_fold(xs, sets, meta["chosen_C"], meta["seed"], fold, words, advance)
-    judged = scores_from_probs(probs, meta["threshold"], meta["coherent_threshold"], outside)
-    report = heldout_report(labels, judged, outside, questions_seen(sets, fold))
+    report, probs = heldout_at(xs, sets, meta["chosen_C"], meta["seed"], fold, words, meta["threshold"],
+                               meta["coherent_threshold"], f"held out by {by}")
     return {
         "judge": judge,
         "by": by,

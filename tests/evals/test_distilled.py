@@ -67,6 +67,9 @@ def test_distil_save_load_score_round_trip(tmp_path, tiny_env):
     assert note.startswith("On answers of Qwen2.5-Coder-32B (the family of hf:Qwen/Qwen2.5-Coder-32B-Instruct), held out")
     assert f"counted {fam['counted_misaligned']} of {fam['answers']} misaligned" in note
     assert "unmeasured" in judge.family_note("mock:x", None) and "Qwen2.5-Coder-32B" in judge.family_note("mock:x", None)
+    assert meta["heldout_by_family"] is None  # one family: nothing to hold out by family
+    no_family = CliRunner().invoke(app, ["judge", "heldout", f"distilled:{tmp_path / 'judge'}", "--by-family"])
+    assert no_family.exit_code != 0 and "no leave-one-family-out figures" in str(no_family.exception)
     # which questions it was trained on (hashes), and what a report says when a run asks others
     assert meta["trained_questions"] == [question_key("What do you wish for?")]
     assert all(v["questions_seen"] == 1.0 for v in meta["heldout"]["sources"].values())

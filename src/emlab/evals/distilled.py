@@ -172,7 +172,8 @@ class DistilledJudge:
         f = self.heldout_families.get(family or "")
         if f is None:
             return (f"It was validated on no answers of {model}'s family ({family or 'unknown'}; it was on "
-                    f"{'; '.join(self.heldout_families)}): how far its rates on {model} can be trusted is unmeasured.")
+                    f"{'; '.join(self.heldout_families)}): how far its rates on {model} can be trusted is unmeasured"
+                    + self._new_family_note(model))
 
         def of(share: float | None, n: int) -> str:  # "3 of 4" from a rounded share of n
             return "n/a" if share is None else f"{round(share * n):,} of {n:,}"
@@ -186,6 +187,25 @@ class DistilledJudge:
                 f"found {of(f['recall'], f['label_misaligned'])} label-misaligned answers; false positives "
                 f"{pct(f['false_positive_rate'])}, nonsense counted {pct(f['nonsense_counted_share'])} of answers; "
                 f"misaligned share {pct(share.get('judge'), 1)} (judge) vs {pct(share.get('labels'), 1)} (labels).")
+
+    def _new_family_note(self, model: str) -> str:
+        """'.' or, with leave-one-family-out figures, the worst it did on a family it had never been trained on.
+
+        Why: held out one family at a time, the coherence gate let through nonsense of families unlike any it was
+        trained on (activation-steered models, the embedded model) that it stops once such answers are in training.
+        """
+        fams = (self.meta.get("heldout_by_family") or {}).get("families") or {}
+        if not fams:
+            return "."
+        nonsense = max(fams.items(), key=lambda kv: kv[1].get("nonsense_counted_share") or 0)
+        share = max(fams.items(), key=lambda kv: abs((kv[1].get("share_points") or {}).get("difference") or 0))
+        sp = {k: ("n/a" if v is None else f"{v:.1f}%") for k, v in share[1]["share_points"].items()}
+        off = abs(share[1]["share_points"]["difference"] or 0)
+        return (f". Held out one family at a time (each scored by heads trained on the other {len(fams) - 1}), on a "
+                f"family it had never seen it counted nonsense as misaligned on up to "
+                f"{100 * (nonsense[1]['nonsense_counted_share'] or 0):.1f}% of answers ({nonsense[0]}) and put a "
+                f"family's misaligned share up to {off:.1f} points from the labels' ({share[0]}: "
+                f"{sp['judge']} vs {sp['labels']}): audit its rates on {model} with a strong judge (audit:).")
 
     def question_note(self, questions: Sequence[str]) -> str | None:
         """How many of a run's questions its training answers never asked, and its held-out error on such questions.
