@@ -86,7 +86,8 @@ def judge_agreement(
     seen = [n for n in names if n in trained_on]
     if seen:  # agreement on answers the judge learned from is not a held-out figure: say so where it is printed
         console.print(f"[yellow]{len(seen)} of {len(names)} label sources were in {judge}'s training data (e.g. {seen[0]}): "
-                      "its agreement there is not held out; `emlab judge heldout` gives the held-out figures[/yellow]")
+                      "its agreement there is not held out; `emlab judge heldout` gives the held-out figures, and `emlab judge "
+                      "validate --by source` refits it with each source held out alone[/yellow]")
     baseline: dict = {"name": BASELINE_NAME, "skipped": None}
     if skip_baseline:
         baseline["skipped"] = skip_baseline

@@ -298,8 +298,6 @@ def out_of_fold(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswe
     for f in sorted(set(fold.tolist())):
         train = [i for i in range(len(sets)) if fold[i] != f]
         test = [i for i in range(len(sets)) if fold[i] == f]
-        if advance is not None:
-            advance(1)
         if not train:
             raise DataError("every label source fell in one held-out fold, so nothing is left to train on: give "
                             "more sources or another number of folds")
@@ -311,6 +309,8 @@ def out_of_fold(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswe
             for h in HEADS:
                 probs[h][starts[i]:starts[i + 1]] = p[h]
             outside[starts[i]:starts[i + 1]] = domain_distance(domain, xs[i]) > domain["cut"]
+        if advance is not None:
+            advance(1)
     return probs, outside
 
 
