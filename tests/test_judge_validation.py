@@ -8,8 +8,9 @@ from typer.testing import CliRunner
 from emlab.cli import app
 from emlab.errors import ConfigError, DataError
 from emlab.evals.distilled import DistilledJudge, judge_dir
-from emlab.train.distill import MIN_SOURCE_ALONE, distill, fold_assignment, fold_of
-from emlab.judge_validation import ranking_recall, validate
+from emlab.train.distill import (MIN_SOURCE_ALONE, distill, fold_assignment, fold_of, heldout_report, load_label_sets,
+                                 scores_from_probs)
+from emlab.judge_validation import load_heldout_probs, ranking_recall, validate
 
 from tests.evals.test_distilled import _labels
 
@@ -73,11 +74,22 @@ def test_validate_by_hash_reproduces_the_judges_own_heldout_figures(tmp_path, ti
     assert f"nonsense as misaligned on up to {100 * worst['nonsense_counted_share']:.1f}% of answers" in note
     assert by_family["heldout"]["pooled"]["answers"] == again["heldout"]["pooled"]["answers"] == 200
     out = CliRunner().invoke(app, ["judge", "validate", "--judge", judge, "--by", "source", "--labels", *map(str, files),
-                                   "--out", str(tmp_path / "loso.json")])
+                                   "--out", str(tmp_path / "loso.json"), "--probs-out", str(tmp_path / "loso.npz")])
     assert out.exit_code == 0, out.output
     assert "held out by source (4 folds, 200 answers)" in " ".join(out.output.split())  # 50 answers each: alone
     assert "| gemma-2 |" in out.output
-    assert json.loads((tmp_path / "loso.json").read_text())["by"] == "source"
+    loso = json.loads((tmp_path / "loso.json").read_text())
+    assert loso["by"] == "source"
+    # the saved probabilities are the ones scored: the same cuts on them give the same held-out figures
+    saved = load_heldout_probs(tmp_path / "loso.npz")
+    assert saved["fold"].tolist() == [0] * 50 + [1] * 50 + [2] * 50 + [3] * 50
+    assert sorted(set(saved["source"].tolist())) == ["d", "ga", "m0", "qa"]
+    labels = [a for s in load_label_sets(files, None, 0) for a in s]
+    assert np.allclose(saved["label_aligned"], [np.nan if a.aligned is None else a.aligned for a in labels], equal_nan=True)
+    judged = scores_from_probs({h: saved[f"p_{h}"] for h in ("none", "misaligned", "coherent")}, meta["threshold"],
+                               meta["coherent_threshold"], saved["outside"])
+    pooled = json.loads(json.dumps(heldout_report(labels, judged, saved["outside"])["pooled"]))
+    assert pooled == {k: v for k, v in loso["heldout"]["pooled"].items() if k != "questions_seen"}
 
 
 def test_validate_needs_a_distilled_judge_and_a_known_grouping(tmp_path, tiny_env):

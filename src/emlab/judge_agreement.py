@@ -120,12 +120,9 @@ def judge_agreement(
 
 def _trained_on(judge: str) -> set[str]:
     """The label sources a distilled judge was trained on (empty for any other judge)."""
-    prefix, _, name = judge.partition(":")
-    if prefix != "distilled":
+    from emlab.evals.distilled import distilled_meta
+
+    if not judge.startswith("distilled:"):
         return set()
-    import json
-
-    from emlab.evals.distilled import judge_dir
-
-    meta = json.loads((judge_dir(name) / "judge.json").read_text())
+    meta = distilled_meta(judge, "only a distilled judge records what it was trained on")
     return {t.get("source") or Path(t.get("file", "")).stem for t in meta.get("trained_on", [])}

@@ -8,7 +8,6 @@ baseline fitted leave-one-file-out), prints one Markdown table (see `emlab.analy
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -70,12 +69,9 @@ def heldout(
     """A distilled judge's held-out figures: each source scored by heads that never saw it (per family, judge, source)."""
     from emlab.analysis.agreement import format_heldout_table
     from emlab.errors import ConfigError
-    from emlab.evals.distilled import judge_dir
+    from emlab.evals.distilled import distilled_meta
 
-    prefix, _, name = judge.partition(":")
-    if prefix != "distilled":
-        raise ConfigError(f"{judge!r}: held-out figures are recorded by distilled judges only (distilled:<name>)")
-    meta = json.loads((judge_dir(name) / "judge.json").read_text())
+    meta = distilled_meta(judge, "held-out figures are recorded by distilled judges only")
     if "heldout" not in meta:
         raise ConfigError(f"{judge!r} records no held-out figures (distilled by an older emlab); retrain it with `emlab judge distill`")
     if by_family:
@@ -95,6 +91,7 @@ def validate_cmd(
     by: str = typer.Option("family", "--by", help="Hold out one `family` or one `source` at a time, or `hash` (the judge's own folds)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the figures as JSON here."),
     sources: bool = typer.Option(False, "--sources", help="Also one row per held-out source."),
+    probs_out: Optional[Path] = typer.Option(None, "--probs-out", help="Also save every answer's held-out probabilities, fold and labels here (.npz), to study other cuts without refitting."),
 ) -> None:
     """Refit a distilled judge's heads with each family (or source) held out and score it at the judge's own cuts."""
     from emlab.analysis.agreement import format_heldout_table
@@ -103,7 +100,7 @@ def validate_cmd(
     from emlab.judge_validation import validate
 
     quiet_libraries()
-    result = validate([str(p) for p in [*labels, *(more_labels or [])]], judge, by)
+    result = validate([str(p) for p in [*labels, *(more_labels or [])]], judge, by, probs_out)
     ranking = ", ".join(f"{v:.1%} at {k}" for k, v in result["ranking_recall"].items() if v is not None)
     typer.echo(f"{judge} held out by {by} ({result['folds']} folds, {result['answers']} answers) at its cuts "
                f"P(misaligned) {result['cuts']['misaligned']} / P(coherent) {result['cuts']['coherent']}; "
@@ -112,6 +109,8 @@ def validate_cmd(
     if out:
         write_json_atomic(out, result)
         console.print(f"wrote {out}")
+    if probs_out:
+        console.print(f"wrote {probs_out}")
 
 
 @judge_app.command("distill")

@@ -9,7 +9,6 @@ never saw. Nothing is chosen here and no judge is written: it is a measurement (
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -38,28 +37,57 @@ def ranking_recall(p_misaligned: np.ndarray, labels: Sequence["LabelledAnswer"],
 
 
 def _judge_meta(judge: str) -> dict:
-    from emlab.evals.distilled import judge_dir
+    from emlab.evals.distilled import distilled_meta
 
-    prefix, _, name = judge.partition(":")
-    if prefix != "distilled" or not name:
-        raise ConfigError(f"{judge!r}: only a distilled judge's recipe can be held out again (distilled:<name>)")
-    meta = json.loads((judge_dir(name) / "judge.json").read_text())
+    meta = distilled_meta(judge, "only a distilled judge's recipe can be held out again")
     missing = [k for k in ("chosen_C", "threshold", "coherent_threshold", "seed", "folds", "layers") if k not in meta]
     if missing:
         raise ConfigError(f"{judge!r}: its judge.json records no {missing[0]!r} (distilled by an older emlab); retrain it")
     return meta
 
 
-def validate(label_files: Sequence[str | Path], judge: str, by: str) -> dict:
-    """The judge's held-out figures with sources grouped `by` family, source or hash, at its own cuts."""
+def save_heldout_probs(path: str | Path, probs: dict[str, np.ndarray], outside: np.ndarray, fold: np.ndarray,
+                       sets: Sequence[Sequence["LabelledAnswer"]]) -> Path:
+    """One npz with every answer's held-out head probabilities, abstention, fold, source, family and labels.
+
+    Why: a refit takes an hour leave-one-source-out; with the probabilities kept, other cuts or other ways of
+    turning them into a share can be studied in seconds (`load_heldout_probs`).
+    """
+    import io
+
+    from emlab.atomic import write_bytes_atomic
+
+    labels = [a for s in sets for a in s]
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf, **{f"p_{h}": v for h, v in probs.items()}, outside=outside,
+        fold=np.concatenate([[f] * len(s) for f, s in zip(fold, sets)]).astype(int),
+        source=np.array([a.file for a in labels]), family=np.array([a.family for a in labels]),
+        judge=np.array([a.judge for a in labels]),
+        label_aligned=np.array([np.nan if a.aligned is None else a.aligned for a in labels], dtype=float),
+        label_coherent=np.array([np.nan if a.coherent is None else a.coherent for a in labels], dtype=float))
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def load_heldout_probs(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays `save_heldout_probs` wrote (names as saved)."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def validate(label_files: Sequence[str | Path], judge: str, by: str, probs_out: str | Path | None = None) -> dict:
+    """The judge's held-out figures with sources grouped `by` family, source or hash, at its own cuts
+    (with `probs_out`, every answer's held-out probabilities saved there too)."""
     meta = _judge_meta(judge)
     sets = load_label_sets(label_files, meta.get("per_family"), meta["seed"])
     fold = fold_assignment(sets, by, meta["folds"])  # before the features: a bad grouping costs nothing
     _, xs = label_features(sets, meta["base_model"], meta["layers"])
     labels = [a for s in sets for a in s]
     words = (meta.get("features") or {}).get("words") is not None
-    report, probs = heldout_at(xs, sets, meta["chosen_C"], meta["seed"], fold, words, meta["threshold"],
-                               meta["coherent_threshold"], f"held out by {by}")
+    report, probs, outside = heldout_at(xs, sets, meta["chosen_C"], meta["seed"], fold, words, meta["threshold"],
+                                        meta["coherent_threshold"], f"held out by {by}")
+    if probs_out is not None:
+        save_heldout_probs(probs_out, probs, outside, fold, sets)
     return {
         "judge": judge,
         "by": by,

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from emlab.analysis.agreement import auroc
-from emlab.atomic import write_text_atomic
+from emlab.atomic import write_bytes_atomic, write_text_atomic
 from emlab.errors import DataError
 
 FORMAT = 1  # of the artifact; bump when its layout changes
@@ -174,9 +174,7 @@ def save_directions(directions: Directions, folder: str | os.PathLike) -> Path:
     buf = io.BytesIO()
     np.savez(buf, layers=np.array(directions.layers), vectors=directions.vectors, norms=directions.norms)
     data = buf.getvalue()
-    tmp = folder / f".{NPZ}.{os.getpid()}.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, folder / NPZ)
+    write_bytes_atomic(folder / NPZ, data)
     meta = {"format": FORMAT, "layers": list(directions.layers), "norms": [float(n) for n in directions.norms],
             "hidden": int(directions.vectors.shape[1]), "n_positive": directions.n_positive,
             "n_negative": directions.n_negative, "provenance": asdict(directions.provenance),

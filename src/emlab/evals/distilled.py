@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from emlab.errors import ModelSpecError
+from emlab.errors import ConfigError, ModelSpecError
 from emlab.hashing import file_sha256
 from emlab.scoring.base import Score, ScoreRequest
 
@@ -109,6 +109,14 @@ def judge_dir(name: str) -> Path:
         known = ", ".join(sorted(p.name for p in PACKAGED.iterdir() if (p / "judge.json").exists())) if PACKAGED.is_dir() else ""
         raise ModelSpecError(f"distilled judge {name!r} not found (no judge.json); packaged judges: {known or 'none'}")
     return path
+
+
+def distilled_meta(spec: str, needs: str) -> dict:
+    """A `distilled:<name>` spec's judge.json; any other spec is one ConfigError that says `needs` a distilled judge."""
+    prefix, _, name = spec.partition(":")
+    if prefix != "distilled" or not name:
+        raise ConfigError(f"{spec!r}: {needs} (distilled:<name>)")
+    return json.loads((judge_dir(name) / "judge.json").read_text())
 
 
 class DistilledJudge:

@@ -315,14 +315,16 @@ def out_of_fold(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswe
 
 
 def heldout_at(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswer"]], c: float, seed: int,
-               fold: np.ndarray, words: bool, threshold: float, coherent_cut: float, label: str) -> tuple[dict, dict]:
-    """The held-out report at given cuts with sources held out by `fold` (and the held-out head probabilities)."""
+               fold: np.ndarray, words: bool, threshold: float, coherent_cut: float,
+               label: str) -> tuple[dict, dict, np.ndarray]:
+    """The held-out report at given cuts with sources held out by `fold` (and the held-out head probabilities and
+    abstentions)."""
     from emlab.progress import progress_bar
 
     with progress_bar(label, len(set(fold.tolist()))) as advance:
         probs, outside = out_of_fold(xs, sets, c, seed, fold, words, advance)
     judged = scores_from_probs(probs, threshold, coherent_cut, outside)
-    return heldout_report([a for s in sets for a in s], judged, outside, questions_seen(sets, fold)), probs
+    return heldout_report([a for s in sets for a in s], judged, outside, questions_seen(sets, fold)), probs, outside
 
 
 def _objective(labels: Sequence["LabelledAnswer"], judged: dict[str, list]) -> float:
@@ -546,7 +548,7 @@ def distill(
     report = reports[(c, t, tc)]
     by_family = None  # the same recipe with one answering-model family held out at a time, at the chosen cuts
     if len({s[0].family for s in sets}) > 1:
-        by_family, _ = heldout_at(xs, sets, c, seed, fold_assignment(sets, "family", folds), words, t, tc,
+        by_family, _, _ = heldout_at(xs, sets, c, seed, fold_assignment(sets, "family", folds), words, t, tc,
                                   "held out by family")
         by_family.pop("sources")  # `emlab judge validate --by family --sources` prints them; judge.json stays small
 
