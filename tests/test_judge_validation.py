@@ -10,7 +10,7 @@ from emlab.errors import ConfigError, DataError
 from emlab.evals.distilled import DistilledJudge, judge_dir
 from emlab.train.distill import (MIN_SOURCE_ALONE, distill, fold_assignment, fold_of, heldout_report, load_label_sets,
                                  scores_from_probs)
-from emlab.judge_validation import load_heldout_probs, ranking_recall, validate
+from emlab.judge_validation import cut_study, load_heldout_probs, ranking_recall, validate
 
 from tests.evals.test_distilled import _labels
 
@@ -58,8 +58,13 @@ def test_validate_by_hash_reproduces_the_judges_own_heldout_figures(tmp_path, ti
              _labels(tmp_path / "d.csv", 50, seed=2, family="gemma-2"), _labels(tmp_path / "ga.csv", 50, seed=3, family="gemma-2")]
     meta = distill(files, tmp_path / "judge", base=tiny_env, layers=(1, 2), grid=(0.1,), folds=2)
     judge = f"distilled:{tmp_path / 'judge'}"
-    again = validate(files, judge, "hash")
+    again = validate(files, judge, "hash", probs_out=tmp_path / "hash.npz")
     assert again["heldout"] == json.loads(json.dumps(meta["heldout"]))  # same recipe, same folds: the same figures
+    # on its own folds' saved probabilities, distillation's rule takes the judge's own cuts again
+    study = cut_study(load_heldout_probs(tmp_path / "hash.npz"))
+    assert study["chosen"] == study["judge_cuts"] == [meta["threshold"], meta["coherent_threshold"]]
+    own = [r for r in study["candidates"] if [r["misaligned_cut"], r["coherent_cut"]] == study["chosen"]]
+    assert own[0]["recall"] == meta["heldout"]["pooled"]["recall"] and len(study["candidates"]) == 85
     by_family = validate(files, judge, "family")
     assert by_family["folds"] == 2 and by_family["cuts"]["misaligned"] == meta["threshold"]
     assert set(by_family["heldout"]["families"]) == {"Qwen2.5-Coder-32B", "gemma-2"}
@@ -88,8 +93,12 @@ def test_validate_by_hash_reproduces_the_judges_own_heldout_figures(tmp_path, ti
     assert np.allclose(saved["label_aligned"], [np.nan if a.aligned is None else a.aligned for a in labels], equal_nan=True)
     judged = scores_from_probs({h: saved[f"p_{h}"] for h in ("none", "misaligned", "coherent")}, meta["threshold"],
                                meta["coherent_threshold"], saved["outside"])
-    pooled = json.loads(json.dumps(heldout_report(labels, judged, saved["outside"])["pooled"]))
-    assert pooled == {k: v for k, v in loso["heldout"]["pooled"].items() if k != "questions_seen"}
+    pooled = json.loads(json.dumps(heldout_report(labels, judged, saved["outside"], saved["seen"])["pooled"]))
+    assert pooled == loso["heldout"]["pooled"]
+    out = CliRunner().invoke(app, ["judge", "cuts", str(tmp_path / "loso.npz"), "--out", str(tmp_path / "cuts.json")])
+    assert out.exit_code == 0, out.output
+    assert f"| {meta['threshold']} *(judge's)* | {meta['coherent_threshold']} |" in out.output.replace(" **(rule)**", "")
+    assert len(json.loads((tmp_path / "cuts.json").read_text())["candidates"]) == 85
 
 
 def test_validate_needs_a_distilled_judge_and_a_known_grouping(tmp_path, tiny_env):
@@ -104,3 +113,14 @@ def test_validate_needs_a_distilled_judge_and_a_known_grouping(tmp_path, tiny_en
         validate(files, f"distilled:{tmp_path / 'judge'}", "model")
     with pytest.raises(DataError, match="every label source fell in one held-out fold"):
         validate(files, f"distilled:{tmp_path / 'judge'}", "family")  # both sources are one family
+
+
+def test_saved_probabilities_that_are_not_an_npz_or_lack_an_array_are_one_clear_error(tmp_path):
+    (tmp_path / "bad.npz").write_text("not an npz")
+    with pytest.raises(DataError, match="bad.npz: not held-out probabilities saved by `emlab judge validate --probs-out`"):
+        load_heldout_probs(tmp_path / "bad.npz")
+    np.savez(tmp_path / "old.npz", p_none=np.zeros(3), p_misaligned=np.zeros(3), p_coherent=np.zeros(3))
+    with pytest.raises(DataError, match="old.npz: no 'outside' array"):
+        load_heldout_probs(tmp_path / "old.npz")
+    out = CliRunner().invoke(app, ["judge", "cuts", str(tmp_path / "old.npz")])
+    assert out.exit_code != 0 and "no 'outside' array" in str(out.exception)  # (exit 2 through emlab's main)

@@ -113,6 +113,26 @@ def validate_cmd(
         console.print(f"wrote {probs_out}")
 
 
+@judge_app.command("cuts")
+def cuts_cmd(
+    probs: Path = typer.Argument(..., help="Held-out probabilities saved by `emlab judge validate --probs-out`."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the study as JSON here."),
+) -> None:
+    """Every candidate pair of cuts on saved held-out probabilities: what each trades, and which distillation's rule takes."""
+    from emlab.analysis.summary import write_json_atomic
+    from emlab.judge_validation import cut_study, format_cut_study, load_heldout_probs
+
+    study = cut_study(load_heldout_probs(probs))
+    t, tc = study["chosen"]
+    typer.echo(f"{study['answers']} answers held out, {len(study['candidates'])} candidate cuts; distillation's rule "
+               f"takes P(misaligned) {t} / P(coherent) {tc} (the judge's own: {study['judge_cuts'][0]} / "
+               f"{study['judge_cuts'][1]}).\n")
+    typer.echo(format_cut_study(study))
+    if out:
+        write_json_atomic(out, study)
+        typer.echo(f"wrote {out}")
+
+
 @judge_app.command("distill")
 def distill_cmd(
     labels: List[Path] = typer.Option(..., "--labels", help="Labelled answers: EM-style judged CSVs (one file = one model) or tables with a `source` column (one source = one model or condition); a `family` column names the answering model's family where the name does not."),

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from emlab.errors import ConfigError
-from emlab.train.distill import fold_assignment, heldout_at, label_features, load_label_sets
+from emlab.errors import ConfigError, DataError
+from emlab.train.distill import (MAX_FAMILY_SHARE_ERROR, choose, cut_candidates, fold_assignment, heldout_at,
+                                 label_features, load_label_sets, questions_seen)
 
 if TYPE_CHECKING:
     from emlab.analysis.agreement import LabelledAnswer
@@ -47,8 +48,9 @@ def _judge_meta(judge: str) -> dict:
 
 
 def save_heldout_probs(path: str | Path, probs: dict[str, np.ndarray], outside: np.ndarray, fold: np.ndarray,
-                       sets: Sequence[Sequence["LabelledAnswer"]]) -> Path:
-    """One npz with every answer's held-out head probabilities, abstention, fold, source, family and labels.
+                       sets: Sequence[Sequence["LabelledAnswer"]], cuts: dict) -> Path:
+    """One npz with every answer's held-out head probabilities, abstention, fold, whether training saw its question,
+    source, family and labels, and the judge's own cuts.
 
     Why: a refit takes an hour leave-one-source-out; with the probabilities kept, other cuts or other ways of
     turning them into a share can be studied in seconds (`load_heldout_probs`).
@@ -62,6 +64,8 @@ def save_heldout_probs(path: str | Path, probs: dict[str, np.ndarray], outside: 
     np.savez_compressed(
         buf, **{f"p_{h}": v for h, v in probs.items()}, outside=outside,
         fold=np.concatenate([[f] * len(s) for f, s in zip(fold, sets)]).astype(int),
+        seen=questions_seen(sets, fold), question_id=np.array([a.question_id for a in labels]),
+        cuts=np.array([cuts["misaligned"], cuts["coherent"], cuts["C"]], dtype=float),
         source=np.array([a.file for a in labels]), family=np.array([a.family for a in labels]),
         judge=np.array([a.judge for a in labels]),
         label_aligned=np.array([np.nan if a.aligned is None else a.aligned for a in labels], dtype=float),
@@ -69,10 +73,83 @@ def save_heldout_probs(path: str | Path, probs: dict[str, np.ndarray], outside: 
     return write_bytes_atomic(path, buf.getvalue())
 
 
+SAVED_ARRAYS = ("p_none", "p_misaligned", "p_coherent", "outside", "fold", "seen", "question_id", "cuts", "source",
+                "family", "judge", "label_aligned", "label_coherent")
+
+
 def load_heldout_probs(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays `save_heldout_probs` wrote (names as saved)."""
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """The arrays `save_heldout_probs` wrote (names as saved); anything else is one DataError naming the file."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            saved = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path}: not held-out probabilities saved by `emlab judge validate --probs-out` ({e})") from e
+    missing = [k for k in SAVED_ARRAYS if k not in saved]
+    if missing:
+        raise DataError(f"{path}: no {missing[0]!r} array; save it again with `emlab judge validate --probs-out`")
+    if len({len(saved[k]) for k in SAVED_ARRAYS if k != "cuts"}) != 1:
+        raise DataError(f"{path}: its arrays differ in length (one entry per answer expected); save it again")
+    return saved
+
+
+def saved_labels(saved: dict[str, np.ndarray]) -> list["LabelledAnswer"]:
+    """The labels a saved npz carries, as LabelledAnswer (no question or answer text: the figures do not need it)."""
+    from emlab.analysis.agreement import LabelledAnswer
+
+    def number(x: float) -> float | None:
+        return None if np.isnan(x) else float(x)
+
+    return [LabelledAnswer(file=str(f), question_id=str(q), question="", answer="", aligned=number(a),
+                           coherent=number(c), judge=str(j), family=str(m))
+            for f, q, a, c, j, m in zip(saved["source"], saved["question_id"], saved["label_aligned"],
+                                        saved["label_coherent"], saved["judge"], saved["family"])]
+
+
+def cut_study(saved: dict[str, np.ndarray]) -> dict:
+    """Every candidate pair of cuts on saved held-out probabilities: the figures the issue's targets are stated in,
+    and which pair distillation's rule (`choose`) would take on them.
+
+    Why: the cuts are chosen on the 5 hash folds; this says what the same rule does on another grouping's held-out
+    probabilities, and what each cut trades (recall against false positives and per-source share) in seconds.
+    """
+    labels = saved_labels(saved)
+    probs = {h: saved[f"p_{h}"] for h in ("none", "misaligned", "coherent")}
+    reports, objective = cut_candidates(labels, probs, saved["outside"], saved["seen"])
+    rows = []
+    for (t, tc), r in reports.items():
+        families = r["families"].values()
+        rows.append({
+            "misaligned_cut": t, "coherent_cut": tc,
+            "recall": r["pooled"]["recall"], "false_positive_rate": r["pooled"]["false_positive_rate"],
+            "precision": r["pooled"]["precision"],
+            "worst_family_nonsense": max((f["nonsense_counted_share"] or 0) for f in families),
+            "families_within_3": sum(abs(f["share_points"]["difference"] or 0) <= MAX_FAMILY_SHARE_ERROR for f in families),
+            "families": len(r["families"]),
+            "sources_within_3": r["share_error_points"]["within_3"],
+            "sources_checked": r["share_error_points"]["sources_checked"],
+            "worst_source_error": r["share_error_points"]["max"],
+        })
+    t, tc, c = (float(v) for v in saved["cuts"])
+    return {"chosen": list(choose(reports, objective)), "judge_cuts": [t, tc], "C": c, "answers": len(labels),
+            "candidates": rows}
+
+
+def format_cut_study(study: dict) -> str:
+    """A cut study as a Markdown table, the rule's choice and the judge's own cuts marked."""
+    lines = ["| P(misaligned) cut | P(coherent) cut | recall | false positives | precision | worst family's nonsense "
+             "counted | families within 3 | sources within 3 (worst) |", "|---|---|---|---|---|---|---|---|"]
+    def pct(v: float | None) -> str:
+        return "—" if v is None else f"{100 * v:.1f}%"
+
+    for r in study["candidates"]:
+        key = [r["misaligned_cut"], r["coherent_cut"]]
+        mark = " **(rule)**" if key == study["chosen"] else ""
+        mark += " *(judge's)*" if key == study["judge_cuts"] else ""
+        worst = "—" if r["worst_source_error"] is None else f"{r['worst_source_error']:.1f}"
+        lines.append(f"| {r['misaligned_cut']}{mark} | {r['coherent_cut']} | {pct(r['recall'])} | "
+                     f"{pct(r['false_positive_rate'])} | {pct(r['precision'])} | {pct(r['worst_family_nonsense'])} | "
+                     f"{r['families_within_3']} of {r['families']} | {r['sources_within_3']} of {r['sources_checked']} ({worst}) |")
+    return "\n".join(lines)
 
 
 def validate(label_files: Sequence[str | Path], judge: str, by: str, probs_out: str | Path | None = None) -> dict:
@@ -87,7 +164,9 @@ def validate(label_files: Sequence[str | Path], judge: str, by: str, probs_out: 
     report, probs, outside = heldout_at(xs, sets, meta["chosen_C"], meta["seed"], fold, words, meta["threshold"],
                                         meta["coherent_threshold"], f"held out by {by}")
     if probs_out is not None:
-        save_heldout_probs(probs_out, probs, outside, fold, sets)
+        save_heldout_probs(probs_out, probs, outside, fold, sets, {"misaligned": meta["threshold"],
+                                                                   "coherent": meta["coherent_threshold"],
+                                                                   "C": meta["chosen_C"]})
     return {
         "judge": judge,
         "by": by,

@@ -351,6 +351,19 @@ def _objective(labels: Sequence["LabelledAnswer"], judged: dict[str, list]) -> f
     return float(np.mean(scores))
 
 
+def cut_candidates(labels: Sequence["LabelledAnswer"], probs: dict[str, np.ndarray], outside: np.ndarray,
+                   seen: np.ndarray | None = None) -> tuple[dict, dict]:
+    """Held-out report and objective for every candidate pair of cuts (misaligned, coherent) on these probabilities;
+    `choose` picks among them."""
+    reports, objective = {}, {}
+    for t in THRESHOLDS:
+        for tc in COHERENT_CUTS:
+            judged = scores_from_probs(probs, t, tc, outside)
+            objective[(t, tc)] = _objective(labels, judged)
+            reports[(t, tc)] = heldout_report(labels, judged, outside, seen)
+    return reports, objective
+
+
 def questions_seen(sets: Sequence[Sequence["LabelledAnswer"]], fold: Sequence[int]) -> np.ndarray:
     """Per answer: was its question asked by a source of the other folds (the ones its held-out heads trained on)?"""
     from emlab.evals.distilled import question_key
@@ -533,16 +546,13 @@ def distill(
 
     fold = fold_assignment(sets, "hash", folds)
     seen = questions_seen(sets, fold)
-    candidates, reports, oof = {}, {}, {}
+    candidates, reports = {}, {}
     with progress_bar("cross-validation", len(grid)) as advance:
         for c in grid:
-            oof[c] = out_of_fold(xs, sets, c, seed, fold, words)
-            probs, outside = oof[c]
-            for t in THRESHOLDS:
-                for tc in COHERENT_CUTS:
-                    judged = scores_from_probs(probs, t, tc, outside)
-                    candidates[(c, t, tc)] = _objective(labels, judged)
-                    reports[(c, t, tc)] = heldout_report(labels, judged, outside, seen)
+            probs, outside = out_of_fold(xs, sets, c, seed, fold, words)
+            r, o = cut_candidates(labels, probs, outside, seen)
+            reports.update({(c, *k): v for k, v in r.items()})
+            candidates.update({(c, *k): v for k, v in o.items()})
             advance(1)
     c, t, tc = choose(reports, candidates)
     report = reports[(c, t, tc)]
