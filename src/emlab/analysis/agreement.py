@@ -351,8 +351,10 @@ def agreement(
     labels: Sequence[LabelledAnswer],
     judged: Sequence[dict[str, float | None]],
     thresholds: Thresholds = Thresholds(),
+    per_file: bool = True,
 ) -> dict:
-    """Agreement of judge scores (one {'aligned', 'coherent'} dict per label, in order) with the labels, per file and pooled."""
+    """Agreement of judge scores (one {'aligned', 'coherent'} dict per label, in order) with the labels, per file
+    (unless `per_file` is off: a caller that reads only the pooled figures halves the work) and pooled."""
     if len(labels) != len(judged):
         raise ValueError(f"agreement: {len(labels)} labelled answers but {len(judged)} judge scores")
     for j in judged:
@@ -361,13 +363,13 @@ def agreement(
             if v is not None and not math.isfinite(v):
                 raise ValueError(f"agreement: judge {metric} score {v!r} is not a finite number (use None for no number)")
     by_file: dict[str, list[int]] = {}  # one pass: a scan per file was quadratic on 77k answers of ~200 files
-    for i, a in enumerate(labels):
+    for i, a in enumerate(labels if per_file else ()):
         by_file.setdefault(a.file, []).append(i)
-    per_file = {f: _agreement_one([labels[i] for i in idx], [judged[i] for i in idx], thresholds)
-                for f, idx in by_file.items()}
+    files = {f: _agreement_one([labels[i] for i in idx], [judged[i] for i in idx], thresholds)
+             for f, idx in by_file.items()}
     return {
         "thresholds": {"aligned_below": thresholds.aligned_below, "coherent_above": thresholds.coherent_above},
-        "files": per_file,
+        "files": files,
         "pooled": _agreement_one(labels, judged, thresholds),
     }
 
