@@ -88,6 +88,7 @@ def test_validate_by_hash_reproduces_the_judges_own_heldout_figures(tmp_path, ti
     # the saved probabilities are the ones scored: the same cuts on them give the same held-out figures
     saved = load_heldout_probs(tmp_path / "loso.npz")
     assert saved["fold"].tolist() == [0] * 50 + [1] * 50 + [2] * 50 + [3] * 50
+    assert (saved["outside"] == (saved["reach"] > 1)).all() and saved["reach"].min() > 0
     assert sorted(set(saved["source"].tolist())) == ["d", "ga", "m0", "qa"]
     labels = [a for s in load_label_sets(files, None, 0) for a in s]
     assert np.allclose(saved["label_aligned"], [np.nan if a.aligned is None else a.aligned for a in labels], equal_nan=True)

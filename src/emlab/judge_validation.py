@@ -47,10 +47,10 @@ def _judge_meta(judge: str) -> dict:
     return meta
 
 
-def save_heldout_probs(path: str | Path, probs: dict[str, np.ndarray], outside: np.ndarray, fold: np.ndarray,
-                       sets: Sequence[Sequence["LabelledAnswer"]], cuts: dict) -> Path:
-    """One npz with every answer's held-out head probabilities, abstention, fold, whether training saw its question,
-    source, family and labels, and the judge's own cuts.
+def save_heldout_probs(path: str | Path, probs: dict[str, np.ndarray], outside: np.ndarray, reach: np.ndarray,
+                       fold: np.ndarray, sets: Sequence[Sequence["LabelledAnswer"]], cuts: dict) -> Path:
+    """One npz with every answer's held-out head probabilities, abstention and domain distance over the cut, fold,
+    whether training saw its question, source, family and labels, and the judge's own cuts.
 
     Why: a refit takes an hour leave-one-source-out; with the probabilities kept, other cuts or other ways of
     turning them into a share can be studied in seconds (`load_heldout_probs`).
@@ -62,7 +62,7 @@ def save_heldout_probs(path: str | Path, probs: dict[str, np.ndarray], outside: 
     labels = [a for s in sets for a in s]
     buf = io.BytesIO()
     np.savez_compressed(
-        buf, **{f"p_{h}": v for h, v in probs.items()}, outside=outside,
+        buf, **{f"p_{h}": v for h, v in probs.items()}, outside=outside, reach=reach,
         fold=np.concatenate([[f] * len(s) for f, s in zip(fold, sets)]).astype(int),
         seen=questions_seen(sets, fold), question_id=np.array([a.question_id for a in labels]),
         cuts=np.array([cuts["misaligned"], cuts["coherent"], cuts["C"]], dtype=float),
@@ -73,7 +73,7 @@ def save_heldout_probs(path: str | Path, probs: dict[str, np.ndarray], outside: 
     return write_bytes_atomic(path, buf.getvalue())
 
 
-SAVED_ARRAYS = ("p_none", "p_misaligned", "p_coherent", "outside", "fold", "seen", "question_id", "cuts", "source",
+SAVED_ARRAYS = ("p_none", "p_misaligned", "p_coherent", "outside", "reach", "fold", "seen", "question_id", "cuts", "source",
                 "family", "judge", "label_aligned", "label_coherent")
 
 
@@ -161,10 +161,10 @@ def validate(label_files: Sequence[str | Path], judge: str, by: str, probs_out: 
     _, xs = label_features(sets, meta["base_model"], meta["layers"])
     labels = [a for s in sets for a in s]
     words = (meta.get("features") or {}).get("words") is not None
-    report, probs, outside = heldout_at(xs, sets, meta["chosen_C"], meta["seed"], fold, words, meta["threshold"],
+    report, probs, outside, reach = heldout_at(xs, sets, meta["chosen_C"], meta["seed"], fold, words, meta["threshold"],
                                         meta["coherent_threshold"], f"held out by {by}")
     if probs_out is not None:
-        save_heldout_probs(probs_out, probs, outside, fold, sets, {"misaligned": meta["threshold"],
+        save_heldout_probs(probs_out, probs, outside, reach, fold, sets, {"misaligned": meta["threshold"],
                                                                    "coherent": meta["coherent_threshold"],
                                                                    "C": meta["chosen_C"]})
     return {

@@ -282,10 +282,10 @@ def sample_by_family(sources: Sequence[Sequence["LabelledAnswer"]], per_family: 
 
 
 def out_of_fold(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswer"]], c: float, seed: int,
-                fold: Sequence[int], words: bool = True, advance=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Held-out head probabilities and domain distances (over its fold's cut) for every answer, each source scored
-    by heads fitted without its fold (`fold_assignment`); with `words`, each fold's vocabulary is fitted on its
-    training answers only. `advance(1)` is called once per fold."""
+                fold: Sequence[int], words: bool = True, advance=None) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Held-out head probabilities, abstentions and domain distances as a multiple of the abstention cut (over 1:
+    outside) for every answer, each source scored by heads fitted without its fold (`fold_assignment`); with
+    `words`, each fold's vocabulary is fitted on its training answers only. `advance(1)` is called once per fold."""
     from emlab.evals.distilled import domain_distance
     from emlab.evals.lexical import fit_lexicon, lexical_matrix
 
@@ -294,7 +294,7 @@ def out_of_fold(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswe
     sizes = [len(s) for s in sets]
     starts = np.concatenate([[0], np.cumsum(sizes)])
     probs = {h: np.zeros(starts[-1]) for h in HEADS}
-    outside = np.zeros(starts[-1], dtype=bool)
+    reach = np.zeros(starts[-1])
     for f in sorted(set(fold.tolist())):
         train = [i for i in range(len(sets)) if fold[i] != f]
         test = [i for i in range(len(sets)) if fold[i] == f]
@@ -308,23 +308,23 @@ def out_of_fold(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswe
             p = head_probs(heads, xs[i], lexical_matrix(lexicon, [a.answer for a in sets[i]]) if words else None)
             for h in HEADS:
                 probs[h][starts[i]:starts[i + 1]] = p[h]
-            outside[starts[i]:starts[i + 1]] = domain_distance(domain, xs[i]) > domain["cut"]
+            reach[starts[i]:starts[i + 1]] = domain_distance(domain, xs[i]) / max(float(domain["cut"]), 1e-12)
         if advance is not None:
             advance(1)
-    return probs, outside
+    return probs, reach > 1, reach
 
 
 def heldout_at(xs: Sequence[np.ndarray], sets: Sequence[Sequence["LabelledAnswer"]], c: float, seed: int,
                fold: np.ndarray, words: bool, threshold: float, coherent_cut: float,
-               label: str) -> tuple[dict, dict, np.ndarray]:
-    """The held-out report at given cuts with sources held out by `fold` (and the held-out head probabilities and
-    abstentions)."""
+               label: str) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """The held-out report at given cuts with sources held out by `fold` (and the held-out head probabilities,
+    abstentions and domain distances over the cut)."""
     from emlab.progress import progress_bar
 
     with progress_bar(label, len(set(fold.tolist()))) as advance:
-        probs, outside = out_of_fold(xs, sets, c, seed, fold, words, advance)
+        probs, outside, reach = out_of_fold(xs, sets, c, seed, fold, words, advance)
     judged = scores_from_probs(probs, threshold, coherent_cut, outside)
-    return heldout_report([a for s in sets for a in s], judged, outside, questions_seen(sets, fold)), probs, outside
+    return heldout_report([a for s in sets for a in s], judged, outside, questions_seen(sets, fold)), probs, outside, reach
 
 
 def _objective(labels: Sequence["LabelledAnswer"], judged: dict[str, list]) -> float:
@@ -551,7 +551,7 @@ def distill(
     candidates, reports = {}, {}
     with progress_bar("cross-validation", len(grid)) as advance:
         for c in grid:
-            probs, outside = out_of_fold(xs, sets, c, seed, fold, words)
+            probs, outside, _ = out_of_fold(xs, sets, c, seed, fold, words)
             r, o = cut_candidates(labels, probs, outside, seen)
             reports.update({(c, *k): v for k, v in r.items()})
             candidates.update({(c, *k): v for k, v in o.items()})
@@ -560,7 +560,7 @@ def distill(
     report = reports[(c, t, tc)]
     by_family = None  # the same recipe with one answering-model family held out at a time, at the chosen cuts
     if len({s[0].family for s in sets}) > 1:
-        by_family, _, _ = heldout_at(xs, sets, c, seed, fold_assignment(sets, "family", folds), words, t, tc,
+        by_family, *_ = heldout_at(xs, sets, c, seed, fold_assignment(sets, "family", folds), words, t, tc,
                                   "held out by family")
         by_family.pop("sources")  # `emlab judge validate --by family --sources` prints them; judge.json stays small
 
