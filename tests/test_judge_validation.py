@@ -125,3 +125,17 @@ def test_saved_probabilities_that_are_not_an_npz_or_lack_an_array_are_one_clear_
         load_heldout_probs(tmp_path / "old.npz")
     out = CliRunner().invoke(app, ["judge", "cuts", str(tmp_path / "old.npz")])
     assert out.exit_code != 0 and "no 'outside' array" in str(out.exception)  # (exit 2 through emlab's main)
+
+
+def test_cuts_chosen_one_source_at_a_time_are_what_validate_and_the_cut_study_find(tmp_path, tiny_env):
+    files = [_labels(tmp_path / "qa.csv", 50, seed=0), _labels(tmp_path / "m0.csv", 50, seed=1),
+             _labels(tmp_path / "d.csv", 50, seed=2, family="gemma-2"), _labels(tmp_path / "ga.csv", 50, seed=3, family="gemma-2")]
+    meta = distill(files, tmp_path / "judge", base=tiny_env, layers=(1, 2), grid=(0.1,), folds=2, choose_by="source")
+    assert meta["choice"]["held_out_by"] == "source" and meta["choice"]["folds_of_choice"] == 4
+    again = validate(files, f"distilled:{tmp_path / 'judge'}", "source", probs_out=tmp_path / "loso.npz")
+    assert again["heldout"] == json.loads(json.dumps(meta["heldout"]))
+    study = cut_study(load_heldout_probs(tmp_path / "loso.npz"))
+    assert study["chosen"] == [meta["threshold"], meta["coherent_threshold"]]
+    with pytest.raises(DataError, match="unknown held-out grouping 'model'"):
+        distill(files, tmp_path / "other", base=tiny_env, layers=(1, 2), grid=(0.1,), choose_by="model")
+    assert not (tmp_path / "other").exists()

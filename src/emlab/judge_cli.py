@@ -143,13 +143,14 @@ def distill_cmd(
     folds: int = typer.Option(5, min=2, help="Source-grouped cross-validation folds."),
     seed: int = typer.Option(0),
     words: bool = typer.Option(True, "--words/--no-words", help="Let the heads weigh the answer's words (TF-IDF 1-2-grams) beside the hidden states."),
+    choose_by: str = typer.Option("hash", "--choose-by", help="Choose the cuts on folds by `hash` of the source name (--folds of them; minutes) or one `source` at a time (every source of >= 50 answers alone; an hour per C on 34k answers)."),
 ) -> None:
     """Distil a local judge from labels; C and the decision cuts are chosen on held-out sources, per-family balanced."""
     from emlab.progress import console
     from emlab.train.distill import distill
 
     meta = distill([str(p) for p in [*labels, *(more_labels or [])]], out, base=base, per_family=per_family, seed=seed, folds=folds,
-                   words=words)
+                   words=words, choose_by=choose_by)
     console.print(f"wrote {out} (C={meta['chosen_C']}, misaligned cut {meta['threshold']}, coherent cut "
                   f"{meta['coherent_threshold']}); use judge: distilled:{out}")
     console.print(meta["trust_note"])

@@ -530,10 +530,14 @@ def distill(
     seed: int = 0,
     folds: int = 5,
     words: bool = True,
+    choose_by: str = "hash",
 ) -> dict:
     """Features -> source-grouped cross-validated choice of C and cuts -> final heads and domain -> judge dir (atomic).
 
     `words`: the heads also weigh the answer's words (`evals/lexical.py`); off, they read the features alone.
+    `choose_by`: how sources are grouped into the folds the cuts are chosen on (`FOLD_GROUPINGS`): `hash` deals
+    them into `folds` folds (minutes); `source` holds every source of at least MIN_SOURCE_ALONE answers out alone,
+    the issue's protocol (an hour per C on 34k answers on a CPU).
     """
     from emlab.evals.features import DEFAULT_LAYERS, FEATURE_VERSION, TEXT_FEATURES
     from emlab.evals.distilled import question_key
@@ -543,10 +547,10 @@ def distill(
     layers = tuple(layers or DEFAULT_LAYERS)
     sets = load_label_sets(label_files, per_family, seed)
     folds = max(2, min(folds, len(sets)))
+    fold = fold_assignment(sets, choose_by, folds)  # before the features: a bad grouping costs nothing
     model, xs = label_features(sets, base, layers)
     labels = [a for s in sets for a in s]
 
-    fold = fold_assignment(sets, "hash", folds)
     seen = questions_seen(sets, fold)
     candidates, reports = {}, {}
     with progress_bar("cross-validation", len(grid)) as advance:
@@ -598,7 +602,8 @@ def distill(
             "label_files": [Path(f).name for f in label_files],
             "heldout": report,
             "heldout_by_family": by_family,
-            "choice": {"rule": f"highest held-out recall with false positives <= {MAX_FALSE_POSITIVES:.0%} pooled, nonsense "
+            "choice": {"held_out_by": choose_by, "folds_of_choice": len(set(fold.tolist())),
+                       "rule": f"highest held-out recall with false positives <= {MAX_FALSE_POSITIVES:.0%} pooled, nonsense "
                                 f"counted <= {MAX_NONSENSE:.0%} and share within {MAX_FAMILY_SHARE_ERROR:g} points in every "
                                 "family (a family no candidate brings that close: its best + 1 point; else the objective)",
                        "objective": round(candidates[(c, t, tc)], 5)},
