@@ -1,7 +1,8 @@
 """`emlab judge validate`: a distilled judge's recipe held out another way — one family or one source at a time.
 
-Why: `emlab judge distill` chooses its cuts on 5 folds dealt by a hash of the source name, which can put sources
-that share a rare question set in one fold and never holds a model family out. This refits the same heads (same
+Why: `emlab judge distill` chooses its cuts on one grouping (5 folds dealt by a hash of the source name, or one
+source at a time with `--choose-by source`); neither holds a model family out, and the hash can put sources that
+share a rare question set in one fold. This refits the same heads (same
 answers, strength, words and seed, recorded in judge.json) with each family, or each source, held out in turn and
 scores every answer at the judge's shipped cuts, so its figures say how that judge does on a family or a source it
 never saw. Nothing is chosen here and no judge is written: it is a measurement (minutes per fold on a CPU).
