@@ -272,6 +272,8 @@ def test_trust_note_names_the_sources_furthest_from_their_labels():
     note = trust_note(report)
     assert "within 3 points on 1 of 2 sources" in note and "furthest: med_bad.csv (judge 5.0% vs labels 30.0%)" in note
     assert "ok.csv" not in note and "tiny.csv" not in note  # within 3 points, or too few coherent labels to judge
+    assert note.startswith("Held out by source in folds dealt by name hash (never trained on")
+    assert trust_note(report, "source").startswith("Held out one source at a time (never trained on")
 
 
 def test_questions_seen_asks_whether_the_other_folds_asked_the_question():

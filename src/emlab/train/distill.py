@@ -456,8 +456,14 @@ def _pct(x: float | None) -> float | None:
     return None if x is None else round(100 * x, 2)
 
 
-def trust_note(report: dict) -> str:
-    """One paragraph a report prints under an offline judge's rates: its held-out figures, weak spots first."""
+HELD_OUT_AS = {"hash": "Held out by source in folds dealt by name hash",
+               "source": "Held out one source at a time",
+               "family": "Held out one answering-model family at a time"}
+
+
+def trust_note(report: dict, held_out_by: str = "hash") -> str:
+    """One paragraph a report prints under an offline judge's rates: its held-out figures (grouped `held_out_by`),
+    weak spots first."""
     fams = report["families"]
     parts = []
     for name, f in fams.items():
@@ -474,7 +480,7 @@ def trust_note(report: dict) -> str:
     unseen = (report.get("question_shift") or {}).get("unseen") or {}
     new_questions = (f"; on the {unseen['sources']} of them whose questions it had not been trained on, "
                      f"{unseen['within_3']} within 3 points (worst {unseen['max']:.1f})" if unseen.get("sources") else "")
-    return ("Held out by source (never trained on the answers it is scored on), this judge's counting of misaligned "
+    return (f"{HELD_OUT_AS[held_out_by]} (never trained on the answers it is scored on), this judge's counting of misaligned "
             "answers (aligned < 30 among coherent > 50) measured: " + "; ".join(parts)
             + f". Per-source share error within 3 points on {s['within_3']} of {s['sources_checked']} sources with "
             f"at least {MIN_COHERENT_FOR_SHARE} coherent answers (worst {worst} points"
@@ -610,7 +616,7 @@ def distill(
             "candidates": {f"C={k[0]},t={k[1]},tc={k[2]}": {"objective": round(v, 5), "recall": reports[k]["pooled"]["recall"],
                                                               "false_positive_rate": reports[k]["pooled"]["false_positive_rate"]}
                            for k, v in candidates.items()},
-            "trust_note": trust_note(report),
+            "trust_note": trust_note(report, choose_by),
         }
         (tmp / "judge.json").write_text(json.dumps(meta, indent=1))
         if out_dir.exists():
