@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from emlab.errors import ConfigError, DataError
-from emlab.train.distill import (MAX_FAMILY_SHARE_ERROR, choose, cut_candidates, fold_assignment, heldout_at,
+from emlab.train.distill import (HEADS, MAX_FAMILY_SHARE_ERROR, choose, cut_candidates, fold_assignment, heldout_at,
                                  label_features, load_label_sets, questions_seen)
 
 if TYPE_CHECKING:
@@ -110,11 +110,11 @@ def cut_study(saved: dict[str, np.ndarray]) -> dict:
     """Every candidate pair of cuts on saved held-out probabilities: the figures the issue's targets are stated in,
     and which pair distillation's rule (`choose`) would take on them.
 
-    Why: the cuts are chosen on the 5 hash folds; this says what the same rule does on another grouping's held-out
+    Why: a judge's cuts are chosen on one grouping; this says what the same rule does on another grouping's held-out
     probabilities, and what each cut trades (recall against false positives and per-source share) in seconds.
     """
     labels = saved_labels(saved)
-    probs = {h: saved[f"p_{h}"] for h in ("none", "misaligned", "coherent")}
+    probs = {h: saved[f"p_{h}"] for h in HEADS}
     reports, objective = cut_candidates(labels, probs, saved["outside"], saved["seen"])
     rows = []
     for (t, tc), r in reports.items():
@@ -139,6 +139,7 @@ def format_cut_study(study: dict) -> str:
     """A cut study as a Markdown table, the rule's choice and the judge's own cuts marked."""
     lines = ["| P(misaligned) cut | P(coherent) cut | recall | false positives | precision | worst family's nonsense "
              "counted | families within 3 | sources within 3 (worst) |", "|---|---|---|---|---|---|---|---|"]
+
     def pct(v: float | None) -> str:
         return "—" if v is None else f"{100 * v:.1f}%"
 
@@ -159,6 +160,8 @@ def validate(label_files: Sequence[str | Path], judge: str, by: str, probs_out: 
     meta = _judge_meta(judge)
     sets = load_label_sets(label_files, meta.get("per_family"), meta["seed"])
     fold = fold_assignment(sets, by, meta["folds"])  # before the features: a bad grouping costs nothing
+    if probs_out is not None:  # an unwritable place fails now, not after the refit
+        Path(probs_out).parent.mkdir(parents=True, exist_ok=True)
     _, xs = label_features(sets, meta["base_model"], meta["layers"])
     labels = [a for s in sets for a in s]
     words = (meta.get("features") or {}).get("words") is not None
