@@ -305,3 +305,20 @@ def test_trust_note_gives_the_error_on_sources_whose_questions_training_never_sa
     assert "on the 4 of them whose questions it had not been trained on, 0 within 3 points (worst 20.5)" in trust_note(report)
     report["question_shift"]["unseen"] = {"sources": 0, "within_3": 0, "max": None}
     assert "had not been trained on" not in trust_note(report)
+
+
+def test_new_question_figures_come_from_the_grouping_that_held_such_questions_out():
+    from emlab.evals.distilled import shift_with_new_questions
+
+    seen = {"sources": 41, "within_3": 29, "max": 21.3}
+    none_new = {"seen": seen, "unseen": {"sources": 0, "within_3": 0, "max": None}}
+    by_family = {"seen": {"sources": 37, "within_3": 30, "max": 23.5}, "unseen": {"sources": 4, "within_3": 0, "max": 20.0}}
+    meta = {"heldout": {"question_shift": none_new}, "choice": {"held_out_by": "source"},
+            "heldout_by_family": {"question_shift": by_family}}
+    # one source at a time held no new questions out: the family grouping's figures, named as such
+    assert shift_with_new_questions(meta) == (by_family, "family")
+    meta["heldout"]["question_shift"] = {**none_new, "unseen": {"sources": 2, "within_3": 1, "max": 5.0}}
+    assert shift_with_new_questions(meta) == (meta["heldout"]["question_shift"], "source")
+    meta["heldout"]["question_shift"], meta["heldout_by_family"] = none_new, None
+    assert shift_with_new_questions(meta) == (none_new, "source")  # nothing better: "none were held out" is then true
+    assert shift_with_new_questions({}) == ({}, None)  # a judge from before question sets were recorded

@@ -32,6 +32,29 @@ PACKAGED = Path(__file__).parent / "judges"
 HEADS = ("none", "misaligned", "coherent")
 
 
+# how a judge's held-out figures were grouped (`emlab judge distill --choose-by`, `validate --by`), as a report says it
+HELD_OUT_AS = {"hash": "Held out by source in folds dealt by name hash",
+               "source": "Held out one source at a time",
+               "family": "Held out one answering-model family at a time"}
+
+
+def shift_with_new_questions(meta: dict) -> tuple[dict, str | None]:
+    """The held-out share errors apart by whether training had seen a source's questions, and their grouping.
+
+    Why: held out one source at a time, every source's questions are asked by some other source, so that grouping
+    says nothing about new questions; one family at a time does hold some out, so a report on new questions quotes
+    the grouping that measured them.
+    """
+    main = (meta.get("heldout") or {}).get("question_shift") or {}
+    main_by = (meta.get("choice") or {}).get("held_out_by", "hash")
+    if (main.get("unseen") or {}).get("sources"):
+        return main, main_by
+    family = (meta.get("heldout_by_family") or {}).get("question_shift") or {}
+    if (family.get("unseen") or {}).get("sources"):
+        return family, "family"
+    return main, main_by if main else None
+
+
 def question_key(question: str) -> str:
     """A short content hash of a question's text: which questions a judge was trained on, without storing them."""
     return hashlib.sha256(question.strip().encode("utf-8")).hexdigest()[:16]
@@ -166,7 +189,7 @@ class DistilledJudge:
         self.trust_note: str | None = meta.get("trust_note")  # held-out figures, written by `emlab judge distill`
         self.heldout_families: dict = (meta.get("heldout") or {}).get("families") or {}
         self.trained_questions = frozenset(meta.get("trained_questions") or ())  # question_key of every training answer
-        self.question_shift: dict = (meta.get("heldout") or {}).get("question_shift") or {}
+        self.question_shift, self.question_shift_by = shift_with_new_questions(meta)
         self.spec = f"distilled:{path}"
         # the scores depend on the heads and on the cuts judge.json holds: both are in the identity (score cache keys)
         cuts = f"t={meta.get('threshold')},tc={meta.get('coherent_threshold')}"
@@ -234,8 +257,9 @@ class DistilledJudge:
             return (f"{g['within_3']} of {g['sources']} sources within 3 points of the labels' misaligned share, "
                     f"worst {g['max']:.1f} points")
 
+        held_out = HELD_OUT_AS.get(self.question_shift_by, "Held out")
         return (f"{len(new)} of the {len(asked)} question texts this run asks are in none of its training answers. "
-                f"Held out, on sources whose questions it had not been trained on: {figures(self.question_shift.get('unseen'))}; "
+                f"{held_out}, on sources whose questions it had not been trained on: {figures(self.question_shift.get('unseen'))}; "
                 f"on sources asking questions it had been trained on: {figures(self.question_shift.get('seen'))}.")
 
     def _features(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
